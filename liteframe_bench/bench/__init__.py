@@ -1,0 +1,1 @@
+"""Benchmarks: commands that print numbers (speed targets live here, never in timed tests)."""

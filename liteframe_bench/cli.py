@@ -1,0 +1,120 @@
+"""The ``lfbench`` command line: each subcommand is a thin front over a plain function."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+from typing import Annotated
+
+import click
+import typer
+
+from liteframe_bench import registry
+from liteframe_bench.errors import LfbenchError
+
+app = typer.Typer(
+    help="Benchmark efficient Video LLMs: registered methods and token reducers, latency and accuracy.",
+    no_args_is_help=True,
+    add_completion=False,
+    pretty_exceptions_enable=False,
+)
+bench_app = typer.Typer(help="Benchmarks that print numbers (speed goals live here, not in tests).", no_args_is_help=True)
+app.add_typer(bench_app, name="bench")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")]
+
+
+def _print_json(obj: object) -> None:
+    sys.stdout.write(json.dumps(obj, indent=2, default=str) + "\n")
+
+
+@app.callback()
+def _root(
+    plugins: Annotated[
+        list[Path] | None,
+        typer.Option("--plugins", metavar="DIR", help="Folder of .py files that register methods/reducers (repeatable). "
+                     "Also read from $LFBENCH_PLUGINS."),
+    ] = None,
+) -> None:
+    registry.load_plugins(plugins or [])
+
+
+@app.command("ls")
+def ls_cmd(
+    json_: JsonOpt = False,
+    kind: Annotated[str | None, typer.Option(help="Only this kind: method or reducer.")] = None,
+) -> None:
+    """List every registered method and reducer (plugins included) with its parameters and reference."""
+    found = registry.entries(kind)
+    if json_:
+        _print_json([e.to_json() for e in found])
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="lfbench registry", show_lines=True)
+    for col in ("kind", "name", "parameters (default)", "needs / at", "summary", "reference"):
+        table.add_column(col, overflow="fold")
+    for e in found:
+        params = "\n".join(f"{p.name}={p.default}" + (f" [{'|'.join(map(str, p.choices))}]" if p.choices else "")
+                           for p in e.params)
+        extra = ""
+        if e.kind == "reducer":
+            extra = (", ".join(sorted(e.cls.needs)) or "—") + f"\nat {e.cls.default_at}"
+        table.add_row(e.kind, e.name, params or "—", extra, e.summary, e.reference)
+    Console().print(table)
+
+
+@bench_app.command("reducers")
+def bench_reducers_cmd(
+    reducers: Annotated[str | None, typer.Option(help="Comma-separated specs (default: every reducer at 16x).")] = None,
+    frames: Annotated[int, typer.Option(min=1, help="Frames per video (InternVL3 real shapes otherwise).")] = 64,
+    device: Annotated[str, typer.Option(help="cpu or cuda[:N].")] = "cpu",
+    dtype: Annotated[str | None, typer.Option(help="float32, bfloat16, float16 (default: float32 on CPU, bfloat16 on GPU).")] = None,
+    warmup: Annotated[int, typer.Option(min=0, help="Untimed calls before timing.")] = 1,
+    repeats: Annotated[int, typer.Option(min=1, help="Timed calls; the median is reported.")] = 3,
+    out: Annotated[Path | None, typer.Option(help="Also write the JSON report to this file.")] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Time every reducer at InternVL3's real shapes beside one real-size InternViT layer, in one run."""
+    from liteframe_bench.bench import reducers as bench
+
+    if dtype is not None and dtype not in ("float32", "bfloat16", "float16"):
+        raise click.BadParameter(f"{dtype!r}; allowed: float32, bfloat16, float16", param_hint="--dtype")
+    specs = registry.split_specs(reducers) if reducers else None
+    report = bench.run(specs, frames=frames, device=device, dtype=dtype, warmup=warmup, repeats=repeats,
+                       progress=not json_)
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2) + "\n")
+    if json_:
+        _print_json(report)
+    else:
+        bench.render(report)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Console-script entry: lfbench errors become one clear line on stderr and exit code 2."""
+    try:
+        app(args=argv, prog_name="lfbench", standalone_mode=False)
+    except LfbenchError as e:
+        typer.echo(f"error: {e}", err=True)
+        return 2
+    except click.exceptions.Exit as e:
+        return e.exit_code
+    except click.ClickException as e:
+        e.show()
+        return e.exit_code
+    except click.exceptions.Abort:
+        typer.echo("aborted", err=True)
+        return 130
+    return 0
+
+
+def console_main() -> None:
+    sys.exit(main())
+
+
+if __name__ == "__main__":
+    console_main()

@@ -1,0 +1,203 @@
+"""The public interfaces: token grids, reducers, methods and what they return.
+
+A *reducer* is a pure tensor function over a batch of spatio-temporal token grids. A *method* is what the
+harness runs: ``encode(video) -> VisualTokens`` then ``generate(tokens, prompt, ...) -> Generation``.
+Built-in and third-party implementations subclass these and register with
+:func:`liteframe_bench.register_reducer` / :func:`liteframe_bench.register_method`.
+"""
+
+from __future__ import annotations
+
+import abc
+from dataclasses import dataclass, field
+from typing import Any, ClassVar
+
+import torch
+from torch import Tensor
+
+from liteframe_bench.errors import ReducerError
+
+#: Auxiliary signals a reducer may declare in ``Reducer.needs``.
+AUX_INPUTS = ("cls_attn", "keys", "frame_global")
+
+#: Where a reducer is applied: ``vit`` = the ViT patch grid before pixel shuffle (the projector still runs
+#: afterwards, so the output must be a regular grid); ``proj`` = the projected tokens the LLM receives.
+INSERTION_POINTS = ("vit", "proj")
+
+
+@dataclass
+class TokenGrid:
+    """A batch of spatio-temporal token grids plus the auxiliary signals reducers may declare.
+
+    x:            [B, T, H, W, C] tokens.
+    cls_attn:     [B, T, heads, H, W] attention *logits* of each frame's class token to every patch token,
+                  per head (q_cls . k_i / sqrt(head_dim)), before any softmax.
+    keys:         [B, T, H, W, Ck] keys of the encoder's last attention layer, heads concatenated.
+    frame_global: [B, T, Cg] one global feature per frame (e.g. the class token's output).
+    """
+
+    x: Tensor
+    cls_attn: Tensor | None = None
+    keys: Tensor | None = None
+    frame_global: Tensor | None = None
+
+    def __post_init__(self) -> None:
+        if self.x.ndim != 5:
+            raise ReducerError(f"TokenGrid.x must be [B, T, H, W, C], got shape {tuple(self.x.shape)}")
+        B, T, H, W, _ = self.x.shape
+        expect = {
+            "cls_attn": (lambda s: len(s) == 5 and (s[0], s[1], s[3], s[4]) == (B, T, H, W), "[B, T, heads, H, W]"),
+            "keys": (lambda s: len(s) == 5 and tuple(s[:4]) == (B, T, H, W), "[B, T, H, W, Ck]"),
+            "frame_global": (lambda s: len(s) == 3 and tuple(s[:2]) == (B, T), "[B, T, Cg]"),
+        }
+        for name, (ok, form) in expect.items():
+            t = getattr(self, name)
+            if t is not None and not ok(t.shape):
+                raise ReducerError(
+                    f"TokenGrid.{name} has shape {tuple(t.shape)}; expected {form} with "
+                    f"B={B}, T={T}, H={H}, W={W} (from x)"
+                )
+
+    @property
+    def shape(self) -> tuple[int, int, int, int, int]:
+        B, T, H, W, C = self.x.shape
+        return B, T, H, W, C
+
+    def positions(self) -> Tensor:
+        """[T, H, W, 3] int64 (t, y, x) coordinates of every grid cell, on x's device."""
+        _, T, H, W, _ = self.x.shape
+        return grid_positions(T, H, W, self.x.device)
+
+
+def grid_positions(T: int, H: int, W: int, device: torch.device | str = "cpu") -> Tensor:
+    """[T, H, W, 3] int64 (t, y, x) coordinates of a T x H x W grid."""
+    axes = [torch.arange(n, device=device) for n in (T, H, W)]
+    return torch.stack(torch.meshgrid(*axes, indexing="ij"), dim=-1)
+
+
+@dataclass
+class ReducedTokens:
+    """What a reducer returns.
+
+    x:       [B, N, C] kept (possibly merged) tokens.
+    pos:     [B, N, 3] int64 (t, y, x) in the input grid of each token's representative source token
+             (for a pooled block: its first cell; for a merge: the destination; for a pruned set: itself).
+    size:    [B, N] int64 number of source tokens that contributed to each token.
+    lengths: [B] int64 valid tokens per sample when the count varies across the batch (rows past a
+             sample's length are padding); None when all N are valid.
+    grid:    (T', H', W') when x is a regular grid in raster order (``x.view(B, T', H', W', C)``), else None.
+    """
+
+    x: Tensor
+    pos: Tensor
+    size: Tensor
+    lengths: Tensor | None = None
+    grid: tuple[int, int, int] | None = None
+
+    @property
+    def num_tokens(self) -> list[int]:
+        """Valid tokens per sample."""
+        if self.lengths is None:
+            return [self.x.shape[1]] * self.x.shape[0]
+        return [int(n) for n in self.lengths.tolist()]
+
+    def as_grid(self) -> Tensor:
+        """The tokens as a [B, T', H', W', C] grid; only for structured outputs."""
+        if self.grid is None:
+            raise ReducerError("these tokens are not a regular grid (grid=None); they cannot be reshaped")
+        return self.x.view(self.x.shape[0], *self.grid, self.x.shape[-1])
+
+
+class Reducer(abc.ABC):
+    """Post-hoc visual-token reduction over a spatio-temporal grid.
+
+    Subclasses are dataclasses whose fields are their parameters (validated in ``__post_init__`` with
+    :class:`liteframe_bench.errors.SpecError`). Class attributes declare the contract:
+
+    needs:      auxiliary inputs required from :class:`TokenGrid` (subset of ``AUX_INPUTS``).
+    structured: the output is a regular grid (``ReducedTokens.grid`` set), so it may run at ``vit``.
+    ordered:    output positions are strictly ascending in raster (t, y, x) order.
+    exact:      the output count always equals :meth:`target_tokens`; otherwise it is an upper bound and
+                the produced count is reported through ``ReducedTokens.lengths`` / ``num_tokens``.
+    default_at: where the reducer is applied by default (one of ``INSERTION_POINTS``).
+    reference:  the paper and repo@commit it follows.
+    """
+
+    name: ClassVar[str] = ""
+    needs: ClassVar[frozenset[str]] = frozenset()
+    structured: ClassVar[bool] = False
+    ordered: ClassVar[bool] = True
+    exact: ClassVar[bool] = True
+    default_at: ClassVar[str] = "proj"
+    reference: ClassVar[str] = ""
+
+    @abc.abstractmethod
+    def target_tokens(self, T: int, H: int, W: int) -> int:
+        """Tokens per sample this reducer produces (or at most produces) from a T x H x W grid.
+
+        Raises :class:`ReducerError` naming the parameter when the target is impossible for this grid.
+        """
+
+    @abc.abstractmethod
+    def reduce(self, grid: TokenGrid, generator: torch.Generator | None = None) -> ReducedTokens:
+        """Reduce a validated grid. Called through ``__call__``, which checks inputs first."""
+
+    def __call__(self, grid: TokenGrid, generator: torch.Generator | None = None) -> ReducedTokens:
+        missing = [n for n in sorted(self.needs) if getattr(grid, n) is None]
+        if missing:
+            raise ReducerError(
+                f"reducer {self.name!r} needs {', '.join(missing)} in its TokenGrid "
+                f"(declared needs: {sorted(self.needs)})"
+            )
+        _, T, H, W, _ = grid.shape
+        self.target_tokens(T, H, W)
+        return self.reduce(grid, generator)
+
+
+@dataclass
+class VisualTokens:
+    """Visual tokens ready for the LLM, one per image-context slot, and how they were made.
+
+    embeds:          [N, D] tokens at the LLM's width.
+    pos:             [N, 3] int64 (t, y, x) source positions (in the encoder's output grid).
+    size:            [N] int64 source tokens merged into each token.
+    frames:          frames the encoder saw.
+    tokens_before:   tokens the encoder would have given the LLM without reduction.
+    timings:         seconds per stage that ran (``decode``, ``vision``, ``reduce``, ``project``).
+    """
+
+    embeds: Tensor
+    pos: Tensor
+    size: Tensor
+    frames: int
+    tokens_before: int
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def num_tokens(self) -> int:
+        return int(self.embeds.shape[0])
+
+
+@dataclass
+class Generation:
+    """An answer and its token counts; ``timings`` holds ``prefill`` and ``generate`` seconds."""
+
+    text: str
+    prompt_tokens: int
+    new_tokens: int
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+class Method(abc.ABC):
+    """A Video LLM configuration the harness can run: backbone + encoder + optional reducer."""
+
+    name: ClassVar[str] = ""
+    reference: ClassVar[str] = ""
+
+    @abc.abstractmethod
+    def encode(self, video: Any) -> VisualTokens:
+        """Decode, encode and (optionally) reduce one video into LLM-ready visual tokens."""
+
+    @abc.abstractmethod
+    def generate(self, tokens: VisualTokens, prompt: str, max_new_tokens: int) -> Generation:
+        """Answer ``prompt`` about the video behind ``tokens``."""

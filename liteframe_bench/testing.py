@@ -1,0 +1,53 @@
+"""Random inputs for reducers: used by the tests, the conformance suite and ``lfbench bench reducers``."""
+
+from __future__ import annotations
+
+import torch
+
+from liteframe_bench.interfaces import TokenGrid
+
+
+def random_grid(
+    B: int = 1,
+    T: int = 8,
+    H: int = 16,
+    W: int = 16,
+    C: int = 64,
+    *,
+    heads: int = 4,
+    key_dim: int | None = None,
+    global_dim: int | None = None,
+    seed: int = 0,
+    dtype: torch.dtype = torch.float32,
+    device: str | torch.device = "cpu",
+    aux: bool = True,
+) -> TokenGrid:
+    """A seeded random :class:`TokenGrid` with every auxiliary input filled (``aux=False`` leaves them out).
+
+    CLS logits are drawn with a few strongly attended tokens per frame, like a real ViT's last layer.
+    """
+    g = torch.Generator().manual_seed(seed)
+
+    def rand(*shape: int) -> torch.Tensor:
+        return torch.randn(*shape, generator=g).to(device=device, dtype=dtype)
+
+    x = rand(B, T, H, W, C)
+    if not aux:
+        return TokenGrid(x)
+    logits = torch.randn(B, T, heads, H, W, generator=g)
+    spikes = (torch.rand(B, T, 1, H, W, generator=g) > 0.97).float() * 6.0
+    cls_attn = (logits + spikes).to(device=device, dtype=dtype)
+    return TokenGrid(
+        x,
+        cls_attn=cls_attn,
+        keys=rand(B, T, H, W, key_dim or C),
+        frame_global=rand(B, T, global_dim or C),
+    )
+
+
+def constant_grid(B: int = 1, T: int = 8, H: int = 16, W: int = 16, C: int = 64, *, heads: int = 4,
+                  value: float = 0.5, dtype: torch.dtype = torch.float32) -> TokenGrid:
+    """Every token, key, logit and global feature the same constant (degenerate input)."""
+    full = lambda *s: torch.full(s, value, dtype=dtype)
+    return TokenGrid(full(B, T, H, W, C), cls_attn=full(B, T, heads, H, W), keys=full(B, T, H, W, C),
+                     frame_global=full(B, T, C))

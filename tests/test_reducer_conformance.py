@@ -1,0 +1,117 @@
+"""Every registered reducer, plugins included, honours the Reducer contract.
+
+A new reducer is tested the moment it registers: this module parametrises over the registry after loading
+the example plugin from a temporary folder (the same path as ``lfbench --plugins DIR``).
+"""
+
+import shutil
+import tempfile
+from pathlib import Path
+
+import pytest
+import torch
+
+import liteframe_bench as lfb
+from liteframe_bench.reduction import raster_index
+from liteframe_bench.testing import constant_grid, random_grid
+
+_PLUGIN_DIR = Path(tempfile.mkdtemp(prefix="lfbench-plugin-"))
+shutil.copy(Path(__file__).parents[1] / "examples" / "plugins" / "norm_topk.py", _PLUGIN_DIR)
+assert lfb.load_plugin_dir(_PLUGIN_DIR) == ["norm-topk"]
+
+NAMES = [e.name for e in lfb.entries("reducer")]
+B, T, H, W, C = 2, 8, 16, 16, 64  # widths are multiples of 64 in real models (ToMe chunks by 64)
+
+
+def test_plugin_is_in_the_registry():
+    assert "norm-topk" in NAMES
+    assert lfb.get("norm-topk").source.startswith("lfbench_plugins.norm_topk_")
+
+
+@pytest.fixture(params=NAMES)
+def reducer(request):
+    return lfb.create(request.param)
+
+
+def valid(out, b):
+    n = out.num_tokens[b]
+    return out.x[b, :n], out.pos[b, :n], out.size[b, :n]
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.bfloat16])
+def test_contract(reducer, dtype):
+    grid = random_grid(B, T, H, W, C, seed=7, dtype=dtype)
+    target = reducer.target_tokens(T, H, W)
+    out = reducer(grid)
+    assert out.x.dtype == dtype and out.x.device == grid.x.device
+    assert out.pos.dtype == torch.int64 and out.size.dtype == torch.int64
+    assert out.x.shape[0] == B and out.x.shape[2] == C and out.pos.shape == (*out.x.shape[:2], 3)
+    assert out.size.shape == out.x.shape[:2]
+    counts = out.num_tokens
+    if reducer.exact:
+        assert counts == [target] * B and out.x.shape[1] == target
+    else:
+        assert all(1 <= n <= target for n in counts) and out.x.shape[1] == max(counts)
+    if out.lengths is not None:
+        assert out.lengths.dtype == torch.int64 and out.lengths.shape == (B,)
+    for b in range(B):
+        x, pos, size = valid(out, b)
+        assert bool(torch.isfinite(x.float()).all())
+        assert bool((pos >= 0).all()) and bool((pos < torch.tensor([T, H, W])).all())
+        assert bool((size >= 1).all())
+        if reducer.ordered:
+            assert bool((raster_index(pos, H, W).diff() > 0).all()), "positions must be strictly ascending"
+    if reducer.structured:
+        assert out.grid is not None and out.as_grid().shape == (B, *out.grid, C)
+
+
+def test_batch_equals_samples_alone(reducer):
+    grid = random_grid(B, T, H, W, C, seed=11, dtype=torch.float64)
+    together = reducer(grid)
+    for b in range(B):
+        alone = reducer(lfb.TokenGrid(*(None if t is None else t[b : b + 1] for t in
+                                        (grid.x, grid.cls_attn, grid.keys, grid.frame_global))))
+        xa, pa, sa = valid(alone, 0)
+        xt, pt, st = valid(together, b)
+        assert torch.equal(pa, pt) and torch.equal(sa, st)
+        assert torch.allclose(xa, xt, atol=1e-9)
+
+
+def test_deterministic_under_a_seed(reducer):
+    grid = random_grid(B, T, H, W, C, seed=3)
+    a = reducer(grid, generator=torch.Generator().manual_seed(5))
+    b = reducer(grid, generator=torch.Generator().manual_seed(5))
+    assert torch.equal(a.x, b.x) and torch.equal(a.pos, b.pos) and torch.equal(a.size, b.size)
+
+
+def test_finite_on_constant_input(reducer):
+    for value in (0.0, 0.5):
+        out = reducer(constant_grid(B, T, H, W, C, value=value))
+        for b in range(B):
+            assert bool(torch.isfinite(valid(out, b)[0]).all())
+
+
+def test_impossible_target_is_a_clear_error(reducer):
+    tiny = random_grid(1, 1, 2, 2, C)  # 4 tokens: 16x is impossible (or the block does not tile)
+    if reducer.name == "identity":
+        pytest.skip("identity never reduces")
+    with pytest.raises(lfb.ReducerError) as info:
+        reducer(tiny)
+    msg = str(info.value)
+    assert "allowed" in msg and any(k in msg for k in ("ratio", "tokens", "retain", "block", "clip")), msg
+
+
+def test_missing_auxiliary_input_is_named(reducer):
+    if not reducer.needs:
+        pytest.skip("needs nothing")
+    bare = random_grid(B, T, H, W, C, aux=False)
+    with pytest.raises(lfb.ReducerError, match=f"needs {sorted(reducer.needs)[0]}"):
+        reducer(bare)
+
+
+def test_declares_its_contract(reducer):
+    assert reducer.default_at in lfb.INSERTION_POINTS
+    assert set(reducer.needs) <= set(lfb.AUX_INPUTS)
+    assert reducer.reference and (type(reducer).__doc__ or "").strip()
+    if reducer.structured:
+        assert reducer.exact, "a structured output has a fixed count"
