@@ -19,7 +19,9 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
-bench_app = typer.Typer(help="Benchmarks that print numbers (speed goals live here, not in tests).", no_args_is_help=True)
+bench_app = typer.Typer(
+    help="Benchmarks that print numbers (speed goals live here, not in tests).", no_args_is_help=True
+)
 app.add_typer(bench_app, name="bench")
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print machine-readable JSON instead of a table.")]
@@ -33,8 +35,11 @@ def _print_json(obj: object) -> None:
 def _root(
     plugins: Annotated[
         list[Path] | None,
-        typer.Option("--plugins", metavar="DIR", help="Folder of .py files that register methods/reducers (repeatable). "
-                     "Also read from $LFBENCH_PLUGINS."),
+        typer.Option(
+            "--plugins",
+            metavar="DIR",
+            help="Folder of .py files that register methods/reducers (repeatable). Also read from $LFBENCH_PLUGINS.",
+        ),
     ] = None,
 ) -> None:
     registry.load_plugins(plugins or [])
@@ -57,8 +62,9 @@ def ls_cmd(
     for col in ("kind", "name", "parameters (default)", "needs / at", "summary", "reference"):
         table.add_column(col, overflow="fold")
     for e in found:
-        params = "\n".join(f"{p.name}={p.default}" + (f" [{'|'.join(map(str, p.choices))}]" if p.choices else "")
-                           for p in e.params)
+        params = "\n".join(
+            f"{p.name}={p.default}" + (f" [{'|'.join(map(str, p.choices))}]" if p.choices else "") for p in e.params
+        )
         extra = ""
         if e.kind == "reducer":
             extra = (", ".join(sorted(e.cls.needs)) or "—") + f"\nat {e.cls.default_at}"
@@ -71,7 +77,9 @@ def bench_reducers_cmd(
     reducers: Annotated[str | None, typer.Option(help="Comma-separated specs (default: every reducer at 16x).")] = None,
     frames: Annotated[int, typer.Option(min=1, help="Frames per video (InternVL3 real shapes otherwise).")] = 64,
     device: Annotated[str, typer.Option(help="cpu or cuda[:N].")] = "cpu",
-    dtype: Annotated[str | None, typer.Option(help="float32, bfloat16, float16 (default: float32 on CPU, bfloat16 on GPU).")] = None,
+    dtype: Annotated[
+        str | None, typer.Option(help="float32, bfloat16, float16 (default: float32 on CPU, bfloat16 on GPU).")
+    ] = None,
     warmup: Annotated[int, typer.Option(min=0, help="Untimed calls before timing.")] = 1,
     repeats: Annotated[int, typer.Option(min=1, help="Timed calls; the median is reported.")] = 3,
     out: Annotated[Path | None, typer.Option(help="Also write the JSON report to this file.")] = None,
@@ -83,8 +91,9 @@ def bench_reducers_cmd(
     if dtype is not None and dtype not in ("float32", "bfloat16", "float16"):
         raise click.BadParameter(f"{dtype!r}; allowed: float32, bfloat16, float16", param_hint="--dtype")
     specs = registry.split_specs(reducers) if reducers else None
-    report = bench.run(specs, frames=frames, device=device, dtype=dtype, warmup=warmup, repeats=repeats,
-                       progress=not json_)
+    report = bench.run(
+        specs, frames=frames, device=device, dtype=dtype, warmup=warmup, repeats=repeats, progress=not json_
+    )
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps(report, indent=2) + "\n")

@@ -158,18 +158,26 @@ class Reducer(abc.ABC):
 class VisualTokens:
     """Visual tokens ready for the LLM, one per image-context slot, and how they were made.
 
-    embeds:          [N, D] tokens at the LLM's width.
-    pos:             [N, 3] int64 (t, y, x) source positions (in the encoder's output grid).
-    size:            [N] int64 source tokens merged into each token.
-    frames:          frames the encoder saw.
-    tokens_before:   tokens the encoder would have given the LLM without reduction.
+    embeds:          [N, D] tokens at the LLM's width, in prompt order.
+    pos:             [N, 3] int64 (t, y, x) of each token's representative source in the projected token grid
+                     (frame index, then the h/2 x w/2 grid the LLM sees per frame).
+    size:            [N] int64 projected-grid tokens merged into each token.
+    tile:            [N] int64 tile of each token (0 when frames are not tiled).
+    groups:          (label, count) per prompt block, e.g. ("Frame1", 16): the prompt gets one
+                     ``label: <img>...</img>`` block per entry, the counts summing to N.
+    frames:          frames sampled from the video.
+    distinct_frames: distinct frames among them (fewer when the video is shorter than asked).
+    tokens_before:   tokens the LLM would get without reduction.
     timings:         seconds per stage that ran (``decode``, ``vision``, ``reduce``, ``project``).
     """
 
     embeds: Tensor
     pos: Tensor
     size: Tensor
+    tile: Tensor
+    groups: list[tuple[str, int]]
     frames: int
+    distinct_frames: int
     tokens_before: int
     timings: dict[str, float] = field(default_factory=dict)
 
@@ -185,6 +193,7 @@ class Generation:
     text: str
     prompt_tokens: int
     new_tokens: int
+    token_ids: list[int] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -195,8 +204,9 @@ class Method(abc.ABC):
     reference: ClassVar[str] = ""
 
     @abc.abstractmethod
-    def encode(self, video: Any) -> VisualTokens:
-        """Decode, encode and (optionally) reduce one video into LLM-ready visual tokens."""
+    def encode(self, video: Any, frames: int | None = None) -> VisualTokens:
+        """Decode ``frames`` frames of ``video`` (a path, or an already decoded clip), encode and (optionally)
+        reduce them into LLM-ready visual tokens."""
 
     @abc.abstractmethod
     def generate(self, tokens: VisualTokens, prompt: str, max_new_tokens: int) -> Generation:

@@ -108,7 +108,7 @@ def _strip_optional(tp: Any) -> tuple[Any, bool]:
     args = typing.get_args(tp)
     if typing.get_origin(tp) in (typing.Union, types.UnionType) and type(None) in args:
         rest = [a for a in args if a is not type(None)]
-        return (rest[0] if len(rest) == 1 else typing.Union[tuple(rest)]), True
+        return (rest[0] if len(rest) == 1 else tp), True
     return tp, False
 
 
@@ -133,7 +133,9 @@ def _register(kind: str, name: str, base: type):
         if not (isinstance(cls, type) and issubclass(cls, base)):
             raise TypeError(f"@register_{kind}({name!r}) must decorate a subclass of {base.__name__}")
         if not dataclasses.is_dataclass(cls):
-            raise TypeError(f"@register_{kind}({name!r}): {cls.__qualname__} must be a @dataclass (its fields are its parameters)")
+            raise TypeError(
+                f"@register_{kind}({name!r}): {cls.__qualname__} must be a @dataclass (its fields are its parameters)"
+            )
         if kind == "reducer":
             bad = set(cls.needs) - {"cls_attn", "keys", "frame_global"}
             if bad or cls.default_at not in INSERTION_POINTS:
@@ -141,7 +143,9 @@ def _register(kind: str, name: str, base: type):
         source = f"{cls.__module__}.{cls.__qualname__}"
         old = _ENTRIES.get(name)
         if old is not None and old.source != source:
-            raise SpecError(f"{kind} name {name!r} is already registered by {old.source}; {source} must use another name")
+            raise SpecError(
+                f"{kind} name {name!r} is already registered by {old.source}; {source} must use another name"
+            )
         cls.name = name
         doc = (cls.__doc__ or "").strip()
         summary = doc.splitlines()[0] if doc else ""

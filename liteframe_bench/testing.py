@@ -45,9 +45,19 @@ def random_grid(
     )
 
 
-def constant_grid(B: int = 1, T: int = 8, H: int = 16, W: int = 16, C: int = 64, *, heads: int = 4,
-                  value: float = 0.5, dtype: torch.dtype = torch.float32) -> TokenGrid:
+def constant_grid(
+    B: int = 1,
+    T: int = 8,
+    H: int = 16,
+    W: int = 16,
+    C: int = 64,
+    *,
+    heads: int = 4,
+    value: float = 0.5,
+    dtype: torch.dtype = torch.float32,
+) -> TokenGrid:
     """Every token, key, logit and global feature the same constant (degenerate input)."""
     full = lambda *s: torch.full(s, value, dtype=dtype)
-    return TokenGrid(full(B, T, H, W, C), cls_attn=full(B, T, heads, H, W), keys=full(B, T, H, W, C),
-                     frame_global=full(B, T, C))
+    return TokenGrid(
+        full(B, T, H, W, C), cls_attn=full(B, T, heads, H, W), keys=full(B, T, H, W, C), frame_global=full(B, T, C)
+    )

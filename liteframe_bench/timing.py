@@ -35,11 +35,21 @@ def _quantile(xs: list[float], q: float) -> float:
 
 
 def summarize(samples: list[float], warmup: int, clock: str) -> Timing:
-    return Timing(statistics.median(samples), _quantile(samples, 0.25), _quantile(samples, 0.75),
-                  min(samples), max(samples), len(samples), warmup, clock)
+    return Timing(
+        statistics.median(samples),
+        _quantile(samples, 0.25),
+        _quantile(samples, 0.75),
+        min(samples),
+        max(samples),
+        len(samples),
+        warmup,
+        clock,
+    )
 
 
-def time_fn(fn: Callable[[], object], *, warmup: int = 1, repeats: int = 5, device: str | torch.device = "cpu") -> Timing:
+def time_fn(
+    fn: Callable[[], object], *, warmup: int = 1, repeats: int = 5, device: str | torch.device = "cpu"
+) -> Timing:
     """Time ``fn()``.
 
     On CUDA, a pair of events brackets every call, all recorded in stream order, and the host synchronises once

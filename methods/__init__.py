@@ -4,4 +4,4 @@ They register through the ``lfbench.methods`` entry point (``builtin``), the sam
 uses; importing this package registers everything below.
 """
 
-from liteframe_bench.methods import reducers  # noqa: F401
+from liteframe_bench.methods import baseline, reducers  # noqa: F401

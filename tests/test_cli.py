@@ -36,7 +36,8 @@ def test_ls_table_and_kind_filter(capsys):
 
 
 def test_plugins_folder_option(tmp_path):
-    (tmp_path / "mine.py").write_text(textwrap.dedent('''
+    (tmp_path / "mine.py").write_text(
+        textwrap.dedent('''
         from dataclasses import dataclass
         from liteframe_bench import register_reducer
         from liteframe_bench.methods.reducers.pooling import AvgPool
@@ -46,7 +47,8 @@ def test_plugins_folder_option(tmp_path):
         class MyAvg(AvgPool):
             """Average pooling under another name (test plugin)."""
             reference = "test"
-    '''))
+    ''')
+    )
     res = run("--plugins", str(tmp_path), "ls", "--json")
     assert res.returncode == 0, res.stderr
     assert "my-avg" in {r["name"] for r in json.loads(res.stdout)}
@@ -65,7 +67,8 @@ def test_broken_plugin_and_missing_folder_are_one_clear_line(tmp_path):
 
 def test_entry_point_plugin_is_discovered(tmp_path):
     """A third-party distribution registering through the ``lfbench.methods`` entry-point group."""
-    (tmp_path / "thirdparty_reducer.py").write_text(textwrap.dedent('''
+    (tmp_path / "thirdparty_reducer.py").write_text(
+        textwrap.dedent('''
         from dataclasses import dataclass
         from liteframe_bench import register_reducer
         from liteframe_bench.methods.reducers.pooling import MaxPool
@@ -75,7 +78,8 @@ def test_entry_point_plugin_is_discovered(tmp_path):
         class ThirdPartyMax(MaxPool):
             """Max pooling from an installed third-party package (test)."""
             reference = "test"
-    '''))
+    ''')
+    )
     dist = tmp_path / "thirdparty_reducer-1.0.dist-info"
     dist.mkdir()
     (dist / "METADATA").write_text("Metadata-Version: 2.1\nName: thirdparty-reducer\nVersion: 1.0\n")
@@ -90,8 +94,23 @@ def test_entry_point_plugin_is_discovered(tmp_path):
 
 def test_bench_reducers_json_small(tmp_path, capsys):
     out_file = tmp_path / "bench.json"
-    rc = main(["bench", "reducers", "--frames", "4", "--repeats", "1", "--warmup", "0",
-               "--reducers", "wap:ratio=16,avgpool:ratio=16,tome:ratio=16", "--json", "--out", str(out_file)])
+    rc = main(
+        [
+            "bench",
+            "reducers",
+            "--frames",
+            "4",
+            "--repeats",
+            "1",
+            "--warmup",
+            "0",
+            "--reducers",
+            "wap:ratio=16,avgpool:ratio=16,tome:ratio=16",
+            "--json",
+            "--out",
+            str(out_file),
+        ]
+    )
     assert rc == 0
     report = json.loads(capsys.readouterr().out)
     assert report == json.loads(out_file.read_text())

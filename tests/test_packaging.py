@@ -11,20 +11,28 @@ REPO = Path(__file__).parents[1]
 
 
 def test_editable_install_maps_methods_and_suites():
-    code = ("import liteframe_bench.methods as m, liteframe_bench.suites as s, liteframe_bench.methods.reducers.wap as w;"
-            "print(m.__file__); print(s.__file__); print(w.__file__)")
+    code = (
+        "import liteframe_bench.methods as m, liteframe_bench.suites as s, liteframe_bench.methods.reducers.wap as w;"
+        "print(m.__file__); print(s.__file__); print(w.__file__)"
+    )
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/", check=True)
     files = [Path(p) for p in res.stdout.split()]
-    assert files == [REPO / "methods" / "__init__.py", REPO / "suites" / "__init__.py",
-                     REPO / "methods" / "reducers" / "wap.py"]
+    assert files == [
+        REPO / "methods" / "__init__.py",
+        REPO / "suites" / "__init__.py",
+        REPO / "methods" / "reducers" / "wap.py",
+    ]
     res = subprocess.run([sys.executable, "-c", "import methods"], capture_output=True, text=True, cwd="/")
     assert res.returncode != 0, "methods must not install as a top-level import name"
 
 
 def _package_dirs() -> set[str]:
     found = set()
-    for top, ns in (("liteframe_bench", "liteframe_bench"), ("methods", "liteframe_bench/methods"),
-                    ("suites", "liteframe_bench/suites")):
+    for top, ns in (
+        ("liteframe_bench", "liteframe_bench"),
+        ("methods", "liteframe_bench/methods"),
+        ("suites", "liteframe_bench/suites"),
+    ):
         for init in (REPO / top).rglob("__init__.py"):
             found.add(str(Path(ns) / init.parent.relative_to(REPO / top)).removesuffix("/."))
     return found
@@ -32,8 +40,22 @@ def _package_dirs() -> set[str]:
 
 @pytest.mark.slow
 def test_wheel_contains_and_imports_methods_and_suites(tmp_path):
-    subprocess.run([sys.executable, "-m", "pip", "wheel", "--no-deps", "--no-build-isolation", "-q", "-w",
-                    str(tmp_path), str(REPO)], check=True, capture_output=True)
+    subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "pip",
+            "wheel",
+            "--no-deps",
+            "--no-build-isolation",
+            "-q",
+            "-w",
+            str(tmp_path),
+            str(REPO),
+        ],
+        check=True,
+        capture_output=True,
+    )
     (wheel,) = tmp_path.glob("liteframe_bench-*.whl")
     names = zipfile.ZipFile(wheel).namelist()
     for pkg in _package_dirs():
@@ -43,12 +65,23 @@ def test_wheel_contains_and_imports_methods_and_suites(tmp_path):
     assert "builtin = liteframe_bench.methods" in zipfile.ZipFile(wheel).read(ep).decode()
     # Install the wheel alone into a folder that shadows the editable install, and import from it.
     target = tmp_path / "site"
-    subprocess.run([sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
-                   check=True, capture_output=True)
-    code = ("import liteframe_bench as l, liteframe_bench.methods as m, liteframe_bench.suites as s;"
-            "print(m.__file__); print(s.__file__); print(sorted(e.name for e in l.entries('reducer')))")
-    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd="/",
-                         env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"}, check=True)
+    subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "-q", "--target", str(target), str(wheel)],
+        check=True,
+        capture_output=True,
+    )
+    code = (
+        "import liteframe_bench as l, liteframe_bench.methods as m, liteframe_bench.suites as s;"
+        "print(m.__file__); print(s.__file__); print(sorted(e.name for e in l.entries('reducer')))"
+    )
+    res = subprocess.run(
+        [sys.executable, "-c", code],
+        capture_output=True,
+        text=True,
+        cwd="/",
+        env={"PYTHONPATH": str(target), "PATH": "/usr/bin:/bin"},
+        check=True,
+    )
     lines = res.stdout.splitlines()
     assert lines[0] == str(target / "liteframe_bench" / "methods" / "__init__.py")
     assert lines[1] == str(target / "liteframe_bench" / "suites" / "__init__.py")

@@ -69,8 +69,11 @@ def test_batch_equals_samples_alone(reducer):
     grid = random_grid(B, T, H, W, C, seed=11, dtype=torch.float64)
     together = reducer(grid)
     for b in range(B):
-        alone = reducer(lfb.TokenGrid(*(None if t is None else t[b : b + 1] for t in
-                                        (grid.x, grid.cls_attn, grid.keys, grid.frame_global))))
+        alone = reducer(
+            lfb.TokenGrid(
+                *(None if t is None else t[b : b + 1] for t in (grid.x, grid.cls_attn, grid.keys, grid.frame_global))
+            )
+        )
         xa, pa, sa = valid(alone, 0)
         xt, pt, st = valid(together, b)
         assert torch.equal(pa, pt) and torch.equal(sa, st)

@@ -36,7 +36,12 @@ def test_parse_spec_rejects(bad):
 
 def test_split_specs_keeps_parameters_with_their_method():
     text = "baseline,avgpool:ratio=16,prumerge:ratio=16,variant=plus,wap,heads=weights"
-    assert lfb.split_specs(text) == ["baseline", "avgpool:ratio=16", "prumerge:ratio=16,variant=plus", "wap:heads=weights"]
+    assert lfb.split_specs(text) == [
+        "baseline",
+        "avgpool:ratio=16",
+        "prumerge:ratio=16,variant=plus",
+        "wap:heads=weights",
+    ]
     with pytest.raises(lfb.SpecError, match="before any method"):
         lfb.split_specs("ratio=16,wap")
 
@@ -106,7 +111,12 @@ def test_entries_json_lists_parameters_and_reference():
     rows = {e.name: e.to_json() for e in lfb.entries()}
     wap = rows["wap"]
     assert wap["kind"] == "reducer" and wap["needs"] == ["cls_attn"] and wap["default_at"] == "vit"
-    assert {"name": "tau", "type": "float", "default": 1.0, "help": "softmax temperature over the block's logits"} in wap["parameters"]
+    assert {
+        "name": "tau",
+        "type": "float",
+        "default": 1.0,
+        "help": "softmax temperature over the block's logits",
+    } in wap["parameters"]
     for row in rows.values():
         assert row["reference"] and row["summary"], row["name"]
         assert all(p["help"] for p in row["parameters"]), row["name"]

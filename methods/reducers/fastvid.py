@@ -62,46 +62,55 @@ def frame_saliency(cls_attn: Tensor) -> Tensor:
     return cls_attn.to(compute_dtype(cls_attn.dtype)).softmax(dim=-1).mean(dim=-2)
 
 
-def density_scores(tokens: Tensor, knn: int, noise: Tensor) -> Tensor:
-    """DPC-kNN score rho * delta of each token of each frame; ``tokens`` [F, M, D], ``noise`` [F, M] in [0, 1).
+def density_scores(
+    tokens: Tensor, valid: Tensor, knn: int, noise: Tensor, gram: Tensor | None = None
+) -> Tensor:
+    """DPC-kNN score rho * delta of each valid token of each frame; -inf for invalid (salient) tokens.
 
-    d_ij = ||x_i - x_j|| / sqrt(D); rho_i = exp(-mean of the ``knn`` smallest d_ij^2 (the token itself
-    included, as in the original)) + 1e-6 * noise_i; delta_i = distance to the nearest token with a larger
-    rho, or the frame's largest distance for the densest token.
+    tokens [F, N, D]; valid [F, N] bool (the frame's non-salient tokens, at least ``knn`` per frame); noise
+    [F, N] in [0, 1); gram [F, N, N] = tokens @ tokens^T when already computed. Among a frame's valid tokens,
+    d_ij = ||x_i - x_j|| / sqrt(D); rho_i = exp(-mean of the ``knn`` smallest d_ij^2, the token itself
+    included as in the original) + 1e-6 * noise_i; delta_i = distance to the nearest valid token with a larger
+    rho, or the largest valid distance of the frame for the densest token.
     """
-    dist = torch.cdist(tokens, tokens) / math.sqrt(tokens.shape[-1])
-    nearest = torch.topk(dist, knn, dim=-1, largest=False).values
+    F, N, D = tokens.shape
+    if gram is None:
+        gram = torch.bmm(tokens, tokens.transpose(1, 2))
+    sq = gram.diagonal(dim1=1, dim2=2)
+    d2 = (sq[:, :, None] + sq[:, None, :] - 2 * gram).clamp_min_(0)
+    d2.diagonal(dim1=1, dim2=2).zero_()
+    dist = (d2 / D).sqrt_()
+    pair = valid[:, :, None] & valid[:, None, :]
+    inf = torch.tensor(float("inf"), dtype=dist.dtype, device=dist.device)
+    nearest = torch.topk(torch.where(pair, dist, inf), knn, dim=-1, largest=False).values
+    nearest = torch.where(valid[:, :, None], nearest, 0)
     rho = torch.exp(-(nearest**2).mean(dim=-1)) + noise.to(dist.dtype) * 1e-6
-    denser = rho[:, None, :] > rho[:, :, None]  # [F, i, j]: token j is denser than token i
-    far = dist.flatten(1).amax(dim=-1)[:, None, None]
+    denser = pair & (rho[:, None, :] > rho[:, :, None])  # [F, i, j]: valid token j is denser than token i
+    far = torch.where(pair, dist, 0).flatten(1).amax(dim=-1)[:, None, None]
     delta = torch.where(denser, dist, far).amin(dim=-1)
-    return delta * rho
+    return torch.where(valid, delta * rho, -inf)
 
 
-def merge_into_anchors(members: Tensor, anchor_idx: Tensor, beta: float) -> tuple[Tensor, Tensor]:
-    """DTM: every member joins its most cosine-similar anchor *within each anchor group*.
+def _merge(
+    anchors: Tensor, members: Tensor, cos: Tensor, valid: Tensor, self_slot: Tensor, beta: float
+) -> tuple[Tensor, Tensor]:
+    """DTM update of anchors [G, A, k, C] from the valid members [G, P, C] (cos [G, P, A, k] similarities).
 
-    members [G, P, C]; anchor_idx [G, A, k] indices into P (A anchor frames of k anchors each). Returns the
-    updated anchors [G, A, k, C] ``w * anchor + (1 - w) * mean(assigned)`` with ``w = max(1 / (n + 1), beta)``
-    (n members assigned; w = 1 when none) and sizes [G, A, k]: the distinct source tokens merged into each
-    anchor (its assigned members, plus the anchor itself when it is not one of them).
+    Each valid member joins its most similar anchor of every anchor group a; anchor' = w * anchor + (1 - w) *
+    mean(assigned) with w = max(1 / (n + 1), beta) (w = 1 when none joined). ``self_slot`` [G, A, k]: the
+    member index of each anchor, so sizes [G, A, k] count the distinct source tokens (the anchor itself once).
     """
-    G, P, C = members.shape
-    _, A, k = anchor_idx.shape
-    unit = cosine_normalize(members)
-    anchors_unit = unit.gather(1, anchor_idx.reshape(G, A * k, 1).expand(G, A * k, C))
-    sim = torch.bmm(unit, anchors_unit.transpose(1, 2)).view(G, P, A, k)
-    assign = sim.argmax(dim=-1).transpose(1, 2)  # [G, A, P]: anchor slot each member joins in each group
-    sums = members.new_zeros(G, A, k, C)
-    sums.scatter_add_(2, assign.unsqueeze(-1).expand(G, A, P, C), members.unsqueeze(1).expand(G, A, P, C))
-    counts = members.new_zeros(G, A, k).scatter_add_(2, assign, members.new_ones(G, A, P))
-    mean = sums / counts.clamp_min(1).unsqueeze(-1)
+    G, A, k, C = anchors.shape
+    P = members.shape[1]
+    assign = cos.argmax(dim=-1).transpose(1, 2)  # [G, A, P]
+    onehot = anchors.new_zeros(G, A, k, P)
+    onehot.scatter_(2, assign.unsqueeze(2), valid.to(anchors.dtype)[:, None, None, :].expand(G, A, 1, P))
+    counts = onehot.sum(dim=-1)  # [G, A, k]
+    sums = torch.bmm(onehot.view(G, A * k, P), members).view(G, A, k, C)
     w = torch.clamp(1.0 / (counts + 1.0), min=beta).unsqueeze(-1)
-    anchors = members.gather(1, anchor_idx.reshape(G, A * k, 1).expand(G, A * k, C)).view(G, A, k, C)
-    merged = w * anchors + (1.0 - w) * mean
-    self_joined = assign.gather(2, anchor_idx) == torch.arange(k, device=members.device)
-    sizes = counts.long() + (~self_joined).long()
-    return merged, sizes
+    merged = w * anchors + (1.0 - w) * sums / counts.clamp_min(1).unsqueeze(-1)
+    self_joined = onehot.gather(3, self_slot.unsqueeze(-1)).squeeze(-1) > 0
+    return merged, counts.long() + 1
 
 
 # -------------------------------------------------------------------------------------------- reducer
@@ -125,7 +134,7 @@ class FastVID(Reducer):
        anchor_step-th frame counting backwards; each gets k = (n_ctx * L) // ceil(L / anchor_step) anchors.
     5. Density (DPC-kNN, :func:`density_scores`) of each anchor frame's non-salient tokens, computed within
        that frame; anchors = the frame's top-k non-salient tokens by rho * delta.
-    6. DTM (:func:`merge_into_anchors`): every non-salient token of the segment (anchors included, all frames
+    6. DTM: every non-salient token of the segment (anchors included, all frames
        of the segment) joins its most cosine-similar anchor of *each* anchor frame, so a token is merged once
        per anchor frame of its segment, exactly as in the original; anchor' = w * anchor + (1 - w) *
        mean(assigned), w = max(1 / (n_assigned + 1), beta), i.e. w = beta whenever beta >= 1/2 and the
@@ -158,8 +167,8 @@ class FastVID(Reducer):
     - Anchor counts are capped at the anchor frame's non-salient tokens (N - n_sal); the original's topk fails
       when (n_ctx * L) // ceil(L/p) exceeds it (large retain). The output then holds fewer tokens.
     - Density is computed only for anchor frames (the scores of other frames are never used) and its 1e-6
-      tie-breaking noise is drawn from ``generator`` (default: a generator seeded with DEFAULT_SEED), so results
-      are reproducible; the original draws from torch's global RNG.
+      tie-breaking noise is drawn from ``generator`` (default: a fresh generator seeded with DEFAULT_SEED for
+      each sample), so results are reproducible; the original draws from torch's global RNG.
     - Similarities, softmax, distances and merging run in float32 (float64 for float64 input); the output has
       the input dtype. The original runs cdist in float32 and the rest in the model dtype.
     """
@@ -214,8 +223,10 @@ class FastVID(Reducer):
     def reduce(self, grid: TokenGrid, generator: torch.Generator | None = None) -> ReducedTokens:
         B, T, H, W, C = grid.shape
         n = H * W
-        gen = generator if generator is not None else torch.Generator().manual_seed(DEFAULT_SEED)
-        outs = [self._reduce_one(grid, b, gen) for b in range(B)]
+        # Without a generator every sample draws its noise from its own generator seeded with DEFAULT_SEED,
+        # so a sample gives the same output alone or in a batch.
+        gens = [generator if generator is not None else torch.Generator().manual_seed(DEFAULT_SEED) for _ in range(B)]
+        outs = [self._reduce_one(grid, b, gens[b]) for b in range(B)]
         counts = [o[0].shape[0] for o in outs]
         width = max(counts)
         x = grid.x.new_zeros(B, width, C)
@@ -236,12 +247,11 @@ class FastVID(Reducer):
         _, T, H, W, C = grid.shape
         n = H * W
         device = grid.x.device
-        dt = compute_dtype(grid.x.dtype)
         _, n_sal, n_ctx = self.budgets(n)
         x_in = grid.x[b].reshape(T, n, C)
         frames = torch.arange(T, device=device)
 
-        # ATS: salient tokens by CLS saliency.
+        # ATS: every frame's top n_sal tokens by CLS saliency.
         saliency = frame_saliency(grid.cls_attn[b].reshape(T, -1, n))  # [T, n]
         sal_idx = torch.topk(saliency, n_sal, dim=1).indices  # [T, n_sal]
         toks = [x_in.gather(1, sal_idx.unsqueeze(-1).expand(T, n_sal, C)).reshape(-1, C)]
@@ -249,51 +259,61 @@ class FastVID(Reducer):
         sizes = [torch.ones(T * n_sal, dtype=torch.long, device=device)]
 
         if n_ctx > 0:
-            m = n - n_sal
-            keep = torch.ones(T, n, dtype=torch.bool, device=device).scatter_(1, sal_idx, False)
-            ns_idx = torch.arange(n, device=device).expand(T, n)[keep].view(T, m)  # ascending per frame
-            ns_x = x_in.gather(1, ns_idx.unsqueeze(-1).expand(T, m, C)).to(dt)  # [T, m, C]
+            # Everything below works on whole frames (views of x, no copies of the big tensor); salient tokens
+            # are masked out of the density and of the merging through ``valid``.
+            x = x_in.to(compute_dtype(x_in.dtype))
+            norm = torch.linalg.vector_norm(x, dim=-1).clamp_min(1e-6)  # [T, n], as in cosine_normalize
+            valid = torch.ones(T, n, dtype=torch.bool, device=device).scatter_(1, sal_idx, False)
+            k_cap = n - n_sal
 
-            # Segments and their anchor frames.
-            plan = []  # (start, length, anchor frame offsets, anchors per anchor frame)
-            start = 0
-            for length in dyseg(grid.frame_global[b], self.segments, self.tau):
-                offsets, k = anchor_plan(length, n_ctx, self.anchor_step)
-                plan.append((start, length, offsets, min(k, m)))
-                start += length
-            anchor_frames = torch.tensor([s + o for s, _, offs, _ in plan for o in offs], device=device)
+            def anchors_of(a0: int, a1: int, step: int, k: int) -> tuple[Tensor, Tensor, Tensor]:
+                """Frames a0:a1:step as anchor frames: their gram [A, n, n] and top-k anchors [A, k] by density."""
+                xa = x[a0:a1:step]
+                gram = torch.bmm(xa, xa.transpose(1, 2))
+                noise = torch.rand(xa.shape[0], n, generator=gen, device=gen.device).to(device)
+                scores = density_scores(xa, valid[a0:a1:step], self.knn, noise, gram)
+                loc = torch.topk(scores, k, dim=1).indices  # all valid: k <= non-salient tokens per frame
+                return gram, loc, torch.arange(a0, a1, step, device=device)
 
-            # Density scores of every anchor frame's non-salient tokens, ranked once.
-            noise = torch.rand(len(anchor_frames), m, generator=gen, device=gen.device).to(device)
-            scores = density_scores(ns_x[anchor_frames], self.knn, noise)
-            ranked = torch.argsort(scores, dim=1, descending=True, stable=True)  # [n_anchor_frames, m]
-            row_of = {int(f): i for i, f in enumerate(anchor_frames.tolist())}
-
-            # Single-frame segments, all at once: a frame's non-salient tokens merge into its own anchors.
-            single = [s for s, length, _, _ in plan if length == 1]
-            k1 = min(n_ctx, m)
-            if single:
-                fr = torch.tensor(single, device=device)
-                rows = torch.tensor([row_of[s] for s in single], device=device)
-                a_idx = ranked[rows, :k1].unsqueeze(1)  # [F, 1, k1]
-                merged, sz = merge_into_anchors(ns_x[fr], a_idx, self.beta)
+            def emit(merged: Tensor, sz: Tensor, fa: Tensor, loc: Tensor) -> None:
                 toks.append(merged.reshape(-1, C).to(x_in.dtype))
-                rasters.append((fr[:, None] * n + ns_idx[fr].gather(1, a_idx[:, 0])).reshape(-1))
+                rasters.append((fa[:, None] * n + loc).reshape(-1))
                 sizes.append(sz.reshape(-1))
 
-            # Longer segments: all the segment's non-salient tokens merge into each anchor frame's anchors.
-            for s, length, offs, k in plan:
-                if length == 1:
+            # Segments; runs of consecutive single-frame segments are batched (each frame merges into itself).
+            seg_sizes = dyseg(grid.frame_global[b], self.segments, self.tau)
+            starts = [sum(seg_sizes[:i]) for i in range(len(seg_sizes))]
+            i = 0
+            while i < len(seg_sizes):
+                s = starts[i]
+                if seg_sizes[i] == 1:
+                    j = i
+                    while j < len(seg_sizes) and seg_sizes[j] == 1:
+                        j += 1
+                    R, k = j - i, min(n_ctx, k_cap)
+                    gram, loc, fa = anchors_of(s, s + R, 1, k)
+                    # cosine of each token of the frame to the frame's anchors, from the gram
+                    dots = gram.gather(2, loc[:, None, :].expand(R, n, k))
+                    cos = dots / (norm[s : s + R, :, None] * norm[fa[:, None], loc][:, None, :])
+                    anchors = x[fa[:, None], loc].unsqueeze(1)  # [R, 1, k, C]
+                    merged, sz = _merge(anchors, x[s : s + R], cos.unsqueeze(2), valid[s : s + R], loc[:, None], self.beta)
+                    emit(merged, sz, fa, loc)
+                    i = j
                     continue
-                rows = torch.tensor([row_of[s + o] for o in offs], device=device)
-                loc = ranked[rows, :k]  # [A, k] indices into the anchor frame's non-salient tokens
-                off = torch.tensor(offs, device=device)
-                members = ns_x[s : s + length].reshape(1, length * m, C)
-                merged, sz = merge_into_anchors(members, (off[:, None] * m + loc).unsqueeze(0), self.beta)
-                toks.append(merged.reshape(-1, C).to(x_in.dtype))
-                fa = s + off
-                rasters.append((fa[:, None] * n + ns_idx[fa].gather(1, loc)).reshape(-1))
-                sizes.append(sz.reshape(-1))
+                L = seg_sizes[i]
+                offsets, k = anchor_plan(L, n_ctx, self.anchor_step)
+                k = min(k, k_cap)
+                _, loc, fa = anchors_of(s + offsets[0], s + L, self.anchor_step, k)
+                A = len(offsets)
+                anchors = x[fa[:, None], loc]  # [A, k, C]
+                members = x[s : s + L].reshape(1, L * n, C)
+                dots = (members[0] @ anchors.reshape(A * k, C).T).view(L * n, A, k)
+                cos = dots / (norm[s : s + L].reshape(L * n, 1, 1) * norm[fa[:, None], loc])
+                self_slot = ((fa - s)[:, None] * n + loc).unsqueeze(0)  # anchors' member indices [1, A, k]
+                merged, sz = _merge(anchors.unsqueeze(0), members, cos.unsqueeze(0),
+                                    valid[s : s + L].reshape(1, L * n), self_slot, self.beta)
+                emit(merged[0], sz[0], fa, loc)
+                i += 1
 
         raster = torch.cat(rasters)
         order = torch.argsort(raster)

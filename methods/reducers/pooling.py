@@ -56,7 +56,9 @@ class BlockReducer(Reducer):
 
     ratio: float | None = field(default=16.0, metadata={"help": f"compression ratio; one of {sorted(RATIO_BLOCKS)}"})
     tokens: int | None = field(default=None, metadata={"help": "token budget per sample (instead of ratio)"})
-    block: str | None = field(default=None, metadata={"help": "explicit TxHxW block, e.g. 4x2x2 (overrides ratio/tokens)"})
+    block: str | None = field(
+        default=None, metadata={"help": "explicit TxHxW block, e.g. 4x2x2 (overrides ratio/tokens)"}
+    )
 
     structured = True
     ordered = True
@@ -69,8 +71,12 @@ class BlockReducer(Reducer):
             return
         check_target(self.ratio, self.tokens)
         if self.tokens is None:
-            require(float(self.ratio).is_integer() and int(self.ratio) in RATIO_BLOCKS, "ratio", self.ratio,
-                    f"one of {sorted(RATIO_BLOCKS)} (or give block=TxHxW)")
+            require(
+                float(self.ratio).is_integer() and int(self.ratio) in RATIO_BLOCKS,
+                "ratio",
+                self.ratio,
+                f"one of {sorted(RATIO_BLOCKS)} (or give block=TxHxW)",
+            )
 
     def block_for(self, T: int, H: int, W: int) -> tuple[int, int, int]:
         """The (t, h, w) block used on a T x H x W grid; ReducerError when it does not tile the grid."""
@@ -101,8 +107,8 @@ class BlockReducer(Reducer):
         bt, bh, bw = self.block_for(T, H, W)
         return (T // bt) * (H // bh) * (W // bw)
 
-    def pool(self, grid: TokenGrid, blocks: Tensor, block: tuple[int, int, int]) -> Tensor:
-        """Combine each block's cells [B, T', H', W', n, C] into one token [B, T', H', W', C]."""
+    def pool(self, grid: TokenGrid, block: tuple[int, int, int]) -> Tensor:
+        """One token per block: [B, T, H, W, C] -> [B, T', H', W', C]."""
         raise NotImplementedError
 
     def offset(self, block: tuple[int, int, int]) -> tuple[int, int, int]:
@@ -115,7 +121,7 @@ class BlockReducer(Reducer):
     def reduce(self, grid: TokenGrid, generator: torch.Generator | None = None) -> ReducedTokens:
         B, T, H, W, C = grid.shape
         block = self.block_for(T, H, W)
-        out = self.pool(grid, to_blocks(grid.x, block), block)
+        out = self.pool(grid, block)
         Tn, Hn, Wn = out.shape[1:4]
         (ot, oh, ow), (bt, bh, bw) = self.offset(block), block
         pos = grid_positions(T, H, W, grid.x.device)[ot::bt, oh::bh, ow::bw].reshape(1, -1, 3).expand(B, -1, -1)
@@ -151,8 +157,9 @@ class AvgPool(BlockReducer):
 
     reference = "LiteFrame paper, Sec. 3.1 / Table 1 (baseline); no public code"
 
-    def pool(self, grid: TokenGrid, blocks: Tensor, block: tuple[int, int, int]) -> Tensor:
-        return blocks.to(compute_dtype(blocks.dtype)).mean(dim=-2).to(blocks.dtype)
+    def pool(self, grid: TokenGrid, block: tuple[int, int, int]) -> Tensor:
+        x = grid.x
+        return to_blocks(x.to(compute_dtype(x.dtype)), block).mean(dim=-2).to(x.dtype)
 
 
 @register_reducer("maxpool")
@@ -162,8 +169,8 @@ class MaxPool(BlockReducer):
 
     reference = "LiteFrame paper, Sec. 3.1 / Table 1 (baseline); no public code"
 
-    def pool(self, grid: TokenGrid, blocks: Tensor, block: tuple[int, int, int]) -> Tensor:
-        return blocks.amax(dim=-2)
+    def pool(self, grid: TokenGrid, block: tuple[int, int, int]) -> Tensor:
+        return to_blocks(grid.x, block).amax(dim=-2)
 
 
 @register_reducer("subsample")
@@ -188,6 +195,6 @@ class Subsample(BlockReducer):
     def block_size(self, block: tuple[int, int, int]) -> int:
         return 1
 
-    def pool(self, grid: TokenGrid, blocks: Tensor, block: tuple[int, int, int]) -> Tensor:
-        ot, oh, ow = self.offset(block)
-        return blocks[..., (ot * block[1] + oh) * block[2] + ow, :]
+    def pool(self, grid: TokenGrid, block: tuple[int, int, int]) -> Tensor:
+        (ot, oh, ow), (bt, bh, bw) = self.offset(block), block
+        return grid.x[:, ot::bt, oh::bh, ow::bw].contiguous()

@@ -92,11 +92,23 @@ class PruMerge(Reducer):
       (``cosine_normalize``), like the original's F.normalize.
     """
 
-    ratio: float | None = field(default=16.0, metadata={"help": "keep floor(H*W/ratio) tokens per frame (fixed/plus; ignored by adaptive)"})
-    tokens: int | None = field(default=None, metadata={"help": "token budget per sample (wins over ratio); must split evenly over the T frames"})
-    variant: Literal["fixed", "adaptive", "plus"] = field(default="fixed", metadata={"help": "fixed: top-k by CLS attention; adaptive: IQR outliers (count varies); plus: PruMerge+ (1/4 attention, 3/4 uniform)"})
-    neighbors: int = field(default=32, metadata={"help": "key-nearest tokens merged into each kept token (clamped to H*W-1; 0 = prune only)"})
-    extra_token: bool = field(default=False, metadata={"help": "append one token per frame: attention-weighted sum of the pruned tokens (k+1 per frame)"})
+    ratio: float | None = field(
+        default=16.0, metadata={"help": "keep floor(H*W/ratio) tokens per frame (fixed/plus; ignored by adaptive)"}
+    )
+    tokens: int | None = field(
+        default=None, metadata={"help": "token budget per sample (wins over ratio); must split evenly over T frames"}
+    )
+    variant: Literal["fixed", "adaptive", "plus"] = field(
+        default="fixed",
+        metadata={"help": "fixed: top-k by CLS attention; adaptive: IQR outliers (count varies); "
+                          "plus: PruMerge+ (1/4 by attention, 3/4 spatially uniform)"},
+    )
+    neighbors: int = field(
+        default=32, metadata={"help": "key-nearest tokens merged into each kept token (clamped to H*W-1; 0 = prune)"}
+    )
+    extra_token: bool = field(
+        default=False, metadata={"help": "add one token per frame: attention-weighted sum of the pruned (k+1/frame)"}
+    )
 
     needs = frozenset({"cls_attn", "keys"})
     structured = False
@@ -130,7 +142,9 @@ class PruMerge(Reducer):
                 )
             k = self.tokens // T
             if k > n:
-                raise ReducerError(f"tokens={self.tokens} exceeds the {T * n} tokens of the {grid}; allowed: up to {T * n}")
+                raise ReducerError(
+                    f"tokens={self.tokens} exceeds the {T * n} tokens of the {grid}; allowed: up to {T * n}"
+                )
         else:
             assert self.ratio is not None
             k = int(n // self.ratio)

@@ -88,8 +88,11 @@ class ToMe(Reducer):
     (x' = sum(s*x)/sum(s), s' = sum(s), sizes start at 1); the unmerged A tokens and all B tokens are kept
     (N - r tokens). The metric is ``features`` (tokens averaged over ``head_dim``-sized channel chunks,
     VideoChat-Flash's ``x.reshape(b, p, heads, dim).mean(2)``) or ``keys`` (the ViT keys, averaged over heads
-    the same way, as ToMe's ``k.mean(1)``). Each output token's position is that of its representative:
-    the B token it was merged into (followed through every step), or itself.
+    the same way, as ToMe's ``k.mean(1)`` in tome/patch/timm.py L96). Each output token's position is that
+    of its representative: the B token it was merged into (followed through every step), or itself.
+    Note (as in the original): whenever r = N/2 with N even, every A token merges, so at power-of-two ratios
+    the surviving representatives form a fixed lattice (e.g. every 16th raster index of a clip at ratio 16);
+    only which tokens are averaged into them depends on the content.
 
     Reference: Bolya et al., "Token Merging: Your ViT But Faster" (ICLR 2023),
     facebookresearch/ToMe@af95e4b1befa172dadccd8c81e223b10090f9579 tome/merge.py L18-97
@@ -112,18 +115,28 @@ class ToMe(Reducer):
     - Ties (equal best scores, e.g. constant input) go to the lower index (stable sort); the original's
       ``argsort`` leaves tie order unspecified.
     - The target per clip is floor(P / ratio) (``tokens`` must split evenly over the clips); VideoChat-Flash
-      hard-codes 16 tokens per frame. A target equal to P (ratio 1) returns the clip unchanged instead of
-      failing its ``assert``.
+      hard-codes 16 tokens per frame of a clip (64 for a single image). A target equal to P (ratio 1) returns
+      the clip unchanged instead of failing its ``assert``.
     - Similarities and sums are computed in float32 (float64 for float64 input); x is returned in the
       input dtype.
     """
 
-    ratio: float | None = field(default=16.0, metadata={"help": "reduction factor per clip: keep floor(P/ratio) of P = clip*H*W tokens"})
-    tokens: int | None = field(default=None, metadata={"help": "token budget per sample (wins over ratio); must split evenly over the T/clip clips"})
+    ratio: float | None = field(
+        default=16.0, metadata={"help": "reduction factor per clip: keep floor(P/ratio) of P = clip*H*W tokens"}
+    )
+    tokens: int | None = field(
+        default=None, metadata={"help": "token budget per sample (wins over ratio); must split over T/clip clips"}
+    )
     clip: int = field(default=4, metadata={"help": "frames merged together spatio-temporally; must divide T"})
-    metric: Literal["features", "keys"] = field(default="features", metadata={"help": "matching metric: features (head_dim chunks averaged) or the ViT keys"})
-    head_dim: int = field(default=64, metadata={"help": "channel chunk averaged over to form the metric (must divide the metric's width)"})
-    sort: bool = field(default=True, metadata={"help": "re-sort output tokens by source position (original: [unmerged A, B] order)"})
+    metric: Literal["features", "keys"] = field(
+        default="features", metadata={"help": "matching metric: features (head_dim chunks averaged) or the ViT keys"}
+    )
+    head_dim: int = field(
+        default=64, metadata={"help": "channel chunk averaged over to form the metric (must divide its width)"}
+    )
+    sort: bool = field(
+        default=True, metadata={"help": "re-sort output by source position (original: [unmerged A, B] order)"}
+    )
 
     needs = frozenset()
     structured = False
@@ -134,9 +147,11 @@ class ToMe(Reducer):
 
     def __post_init__(self) -> None:
         check_target(self.ratio, self.tokens)
-        require(isinstance(self.clip, int) and self.clip >= 1, "clip", self.clip, "a positive number of frames that divides T (e.g. 4)")
+        require(isinstance(self.clip, int) and self.clip >= 1, "clip", self.clip,
+                "a positive number of frames that divides T (e.g. 4)")
         require(self.metric in ("features", "keys"), "metric", self.metric, "features, keys")
-        require(isinstance(self.head_dim, int) and self.head_dim >= 1, "head_dim", self.head_dim, "a positive channel count that divides the metric width (e.g. 64)")
+        require(isinstance(self.head_dim, int) and self.head_dim >= 1, "head_dim", self.head_dim,
+                "a positive channel count that divides the metric width (e.g. 64)")
         require(isinstance(self.sort, bool), "sort", self.sort, "true, false")
         self.needs = frozenset({"keys"}) if self.metric == "keys" else frozenset()
         self.ordered = self.sort
@@ -219,7 +234,10 @@ class ToMe(Reducer):
                 pos, size = pos.gather(1, order), size.gather(1, order.unsqueeze(-1))
                 assign = inverse.gather(1, assign)
 
-            x = _sum_into(grid.x.reshape(G, p, C).to(work), assign, per) / size
+            # Each output = (sum of its source tokens) / size, one pass over the full-width features.
+            flat = (assign + torch.arange(G, device=dev).unsqueeze(1) * per).reshape(-1)
+            src = grid.x.reshape(G * p, C).to(work)
+            x = src.new_zeros(G * per, C).index_add_(0, flat, src).view(G, per, C) / size
 
         hw = H * W
         tyx = torch.stack([pos // hw, (pos % hw) // W, pos % W], dim=-1)

@@ -6,15 +6,19 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
+from liteframe_bench.methods.reducers.pooling import BlockReducer, to_blocks
 from torch import Tensor
 
 from liteframe_bench import TokenGrid, register_reducer
-from liteframe_bench.methods.reducers.pooling import BlockReducer, to_blocks
 from liteframe_bench.reduction import compute_dtype, require
 
 
 def wap_weights(
-    cls_attn: Tensor, block: tuple[int, int, int], heads: str = "logits", tau: float = 1.0, dtype: torch.dtype = torch.float32
+    cls_attn: Tensor,
+    block: tuple[int, int, int],
+    heads: str = "logits",
+    tau: float = 1.0,
+    dtype: torch.dtype = torch.float32,
 ) -> Tensor:
     """Per-cell weights [B, T', H', W', n] from per-head CLS logits [B, T, heads, H, W]; each block sums to 1.
 
@@ -58,7 +62,7 @@ class WAP(BlockReducer):
         require(self.heads in ("logits", "weights"), "heads", self.heads, "logits, weights")
         require(self.tau > 0, "tau", self.tau, "a positive temperature")
 
-    def pool(self, grid: TokenGrid, blocks: Tensor, block: tuple[int, int, int]) -> Tensor:
-        dt = compute_dtype(blocks.dtype)
+    def pool(self, grid: TokenGrid, block: tuple[int, int, int]) -> Tensor:
+        x, dt = grid.x, compute_dtype(grid.x.dtype)
         w = wap_weights(grid.cls_attn, block, self.heads, self.tau, dt)
-        return torch.einsum("bthwn,bthwnc->bthwc", w, blocks.to(dt)).to(blocks.dtype)
+        return torch.einsum("bthwn,bthwnc->bthwc", w, to_blocks(x.to(dt), block)).to(x.dtype)

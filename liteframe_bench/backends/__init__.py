@@ -1,0 +1,1 @@
+"""Video LLM backbones. ``internvl`` wraps transformers' InternVLForConditionalGeneration (InternVL3)."""

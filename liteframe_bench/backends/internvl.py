@@ -1,0 +1,254 @@
+"""InternVL3 through transformers' ``InternVLForConditionalGeneration``, split into timeable stages.
+
+The backbone exposes the pieces a method composes: the vision tower (with the last layer's CLS-query logits
+and keys captured by forward hooks on its q/k projections, so attention itself stays SDPA), InternVL's pixel
+shuffle + MLP projector, InternVL's video prompt (``Frame{i}: <img>...</img>`` per frame), and a manual
+prefill / greedy decode over ``inputs_embeds`` with one ``<IMG_CONTEXT>`` id per visual token. It never
+vendors model code: every tensor op below runs in transformers' own modules.
+
+Sources:
+- ``tiny`` (default on machines with no weights): a seeded random 1-layer model from the real config classes
+  and a character-level tokenizer built with the ``tokenizers`` library.
+- a local folder in the ``OpenGVLab/InternVL3-*-hf`` layout: real weights and tokenizer, never downloaded.
+- the published sizes (``internvl3-1b/2b/8b``) exist only on the ``meta`` device for counting; asking to run
+  one without a folder is an error that says so.
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import string
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import Tensor
+
+from liteframe_bench.errors import SpecError
+from liteframe_bench.presets import PRESETS, build_config
+
+#: InternVL3's default system prompt (chat template of the original remote-code model).
+INTERNVL_SYSTEM = (
+    "你是书生·万象，英文名是InternVL，是由上海人工智能实验室、清华大学及多家合作单位联合开发的多模态大语言模型。"
+)
+IMG_START, IMG_END, IMG_CONTEXT = "<img>", "</img>", "<IMG_CONTEXT>"
+TINY_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", IMG_START, IMG_END, IMG_CONTEXT]
+
+
+@dataclass
+class VisionOutput:
+    """What the vision tower gives a method, per image (frame or tile).
+
+    grid:     [N, h, w, C] patch features of the feature layer, class token dropped.
+    cls_attn: [N, heads, h, w] the last layer's CLS-query logits q_cls.k_i/sqrt(d) per head (if asked).
+    keys:     [N, h, w, C] the last layer's keys, heads concatenated (if asked).
+    cls_out:  [N, C] the class token's output (if asked), a per-frame global feature.
+    """
+
+    grid: Tensor
+    cls_attn: Tensor | None = None
+    keys: Tensor | None = None
+    cls_out: Tensor | None = None
+
+
+def tiny_tokenizer():
+    """A character-level fast tokenizer with InternVL's special tokens (no files, no download)."""
+    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
+    from transformers import PreTrainedTokenizerFast
+
+    chars = [c for c in string.printable if c not in "\x0b\x0c"]
+    vocab = {t: i for i, t in enumerate([*TINY_SPECIALS, *chars, "<unk>"])}
+    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
+    tok.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
+    tok.decoder = decoders.Fuse()
+    return PreTrainedTokenizerFast(
+        tokenizer_object=tok,
+        eos_token="<|im_end|>",
+        pad_token="<|endoftext|>",
+        unk_token="<unk>",
+        additional_special_tokens=TINY_SPECIALS,
+    )
+
+
+def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype:
+    if isinstance(dtype, torch.dtype):
+        return dtype
+    if dtype == "auto":
+        return torch.bfloat16 if device.type == "cuda" else torch.float32
+    allowed = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
+    if dtype not in allowed:
+        raise SpecError(f"dtype={dtype!r} is invalid; allowed: auto, {', '.join(allowed)}")
+    return allowed[dtype]
+
+
+class InternVL3:
+    """A loaded InternVL3 model and tokenizer, with the stages a method composes."""
+
+    def __init__(self, model, tokenizer, *, source: str, system_prompt: str | None):
+        self.model = model.eval()
+        self.tokenizer = tokenizer
+        self.source = source
+        self.system_prompt = system_prompt
+        cfg = model.config
+        self.config = cfg
+        self.image_token_id = cfg.image_token_id
+        self.image_size = int(cfg.vision_config.image_size[0])
+        self.patch_size = int(cfg.vision_config.patch_size[0])
+        self.grid_side = self.image_size // self.patch_size
+        self.shuffle = int(round(1 / cfg.downsample_ratio))
+        self.vision_width = cfg.vision_config.hidden_size
+        self.llm_width = cfg.text_config.hidden_size
+        self.eos_token_id = tokenizer.convert_tokens_to_ids("<|im_end|>")
+        self._cache_kw = "cache" if "cache" in inspect.signature(model.forward).parameters else "past_key_values"
+        layer = cfg.vision_feature_layer
+        if not isinstance(layer, int):
+            raise SpecError(f"vision_feature_layer={layer!r} is not supported; allowed: one layer index")
+        self._hook_layer = model.model.vision_tower.encoder.layer[layer]
+
+    # ------------------------------------------------------------------------------------------- loading
+
+    @classmethod
+    def load(cls, model: str = "tiny", device: str = "cpu", dtype: str | torch.dtype = "auto", seed: int = 0) -> InternVL3:
+        """``tiny`` (seeded random), or a local folder with InternVL3-*-hf weights."""
+        from transformers import InternVLForConditionalGeneration
+
+        dev = torch.device(device)
+        dt = resolve_dtype(dtype, dev)
+        if model == "tiny":
+            tok = tiny_tokenizer()
+            cfg = build_config("tiny", image_token_id=tok.convert_tokens_to_ids(IMG_CONTEXT))
+            cfg.text_config.vocab_size = 512
+            with torch.random.fork_rng(devices=[]):
+                torch.manual_seed(seed)
+                net = InternVLForConditionalGeneration(cfg)
+            net.generation_config.pad_token_id = tok.pad_token_id
+            return cls(net.to(device=dev, dtype=dt), tok, source=f"tiny (random, seed {seed})", system_prompt=None)
+        path = Path(model).expanduser()
+        if model in PRESETS and not path.exists():
+            raise SpecError(
+                f"model {model!r} is a size preset for counting on the meta device (lfbench cost); to run it, "
+                f"point --model at a local folder with {PRESETS[model].hf_id} weights, or use --model tiny"
+            )
+        if not path.is_dir():
+            raise SpecError(f"model {model!r}: no such folder; allowed: tiny, or a local InternVL3-*-hf folder")
+        if not (path / "config.json").is_file():
+            raise SpecError(f"model folder {path} has no config.json; expected the OpenGVLab/InternVL3-*-hf layout")
+        arch = json.loads((path / "config.json").read_text()).get("model_type")
+        if arch != "internvl":
+            raise SpecError(
+                f"model folder {path}: config.json model_type is {arch!r}; expected 'internvl' (the -hf conversion, "
+                "e.g. OpenGVLab/InternVL3-8B-hf, not the remote-code checkpoint)"
+            )
+        from transformers import AutoTokenizer
+
+        net = InternVLForConditionalGeneration.from_pretrained(path, dtype=dt, attn_implementation="sdpa")
+        tok = AutoTokenizer.from_pretrained(path)
+        return cls(net.to(dev), tok, source=str(path.resolve()), system_prompt=INTERNVL_SYSTEM)
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.model.parameters()).device
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return next(self.model.parameters()).dtype
+
+    def describe(self) -> dict:
+        return {
+            "source": self.source,
+            "image_size": self.image_size,
+            "tokens_per_frame": (self.grid_side // self.shuffle) ** 2,
+            "vision_width": self.vision_width,
+            "llm_width": self.llm_width,
+            "dtype": str(self.dtype).removeprefix("torch."),
+            "device": str(self.device),
+            "attn_implementation": self.model.config._attn_implementation,
+        }
+
+    # -------------------------------------------------------------------------------------------- vision
+
+    def vision(self, pixel_values: Tensor, need: frozenset[str] | set[str] = frozenset()) -> VisionOutput:
+        """Run the vision tower on [N, 3, S, S] images; capture what ``need`` asks for (see VisionOutput)."""
+        tower = self.model.model.vision_tower
+        attn = self._hook_layer.attention
+        captured: dict[str, Tensor] = {}
+        hooks = []
+        if need & {"cls_attn", "keys"}:
+            hooks.append(attn.k_proj.register_forward_hook(lambda m, i, o: captured.__setitem__("k", o)))
+        if "cls_attn" in need:
+            hooks.append(attn.q_proj.register_forward_hook(lambda m, i, o: captured.__setitem__("q", o[:, :1])))
+        try:
+            hidden = tower(pixel_values=pixel_values.to(device=self.device, dtype=self.dtype)).last_hidden_state
+        finally:
+            for h in hooks:
+                h.remove()
+        n, side = hidden.shape[0], self.grid_side
+        out = VisionOutput(grid=hidden[:, 1:].reshape(n, side, side, -1))
+        if "k" in captured:
+            k = attn.k_norm(captured["k"])
+            if "keys" in need:
+                out.keys = k[:, 1:].reshape(n, side, side, -1)
+            if "cls_attn" in need:
+                heads, hd = attn.num_heads, attn.head_dim
+                q = attn.q_norm(captured["q"]).reshape(n, 1, heads, hd)
+                logits = torch.einsum("nqhd,nkhd->nhk", q, k.reshape(n, -1, heads, hd)) * attn.scale
+                out.cls_attn = logits[:, :, 1:].reshape(n, heads, side, side)
+        if "frame_global" in need:
+            out.cls_out = hidden[:, 0]
+        return out
+
+    def project(self, grid: Tensor) -> Tensor:
+        """InternVL's pixel shuffle + MLP projector: [N, h, w, C] -> [N, h/2, w/2, D]."""
+        m = self.model.model
+        return m.multi_modal_projector(m.pixel_shuffle(grid, scale_factor=self.config.downsample_ratio))
+
+    def pool_aux(self, t: Tensor, how: str) -> Tensor:
+        """Map per-patch signals [N, h, w, ...] onto the pixel-shuffled grid [N, h/2, w/2, ...].
+
+        Token (i, j) after pixel shuffle holds patches (2i+a, 2j+b). ``how="logsumexp"`` turns attention logits
+        into the logit of the group's total attention; ``how="mean"`` averages (keys).
+        """
+        s = self.shuffle
+        n, h, w = t.shape[:3]
+        g = t.reshape(n, h // s, s, w // s, s, *t.shape[3:]).transpose(2, 3).reshape(n, h // s, w // s, s * s, *t.shape[3:])
+        return g.logsumexp(dim=3) if how == "logsumexp" else g.mean(dim=3)
+
+    # -------------------------------------------------------------------------------------------- prompt
+
+    def build_prompt(self, question: str, frames: list[tuple[str, int]]) -> Tensor:
+        """Token ids [1, L] of InternVL's video prompt: per frame ``{label}: <img>`` + n context ids + ``</img>\\n``.
+
+        ``frames`` lists (label, number of visual tokens) in the order the visual tokens will be scattered.
+        """
+        body = "".join(f"{label}: {IMG_START}{IMG_CONTEXT * n}{IMG_END}\n" for label, n in frames) + question
+        text = ""
+        if self.system_prompt:
+            text += f"<|im_start|>system\n{self.system_prompt}<|im_end|>\n"
+        text += f"<|im_start|>user\n{body}<|im_end|>\n<|im_start|>assistant\n"
+        ids = self.tokenizer(text, add_special_tokens=False, return_tensors="pt").input_ids
+        return ids.to(self.device)
+
+    def embed(self, input_ids: Tensor, visual: Tensor) -> Tensor:
+        """Text embeddings with the visual tokens [N, D] scattered into the N ``<IMG_CONTEXT>`` positions."""
+        embeds = self.model.get_input_embeddings()(input_ids)
+        mask = input_ids == self.image_token_id
+        n_slots = int(mask.sum())
+        if n_slots != visual.shape[0]:
+            raise ValueError(f"prompt has {n_slots} {IMG_CONTEXT} slots for {visual.shape[0]} visual tokens")
+        return embeds.masked_scatter(mask.unsqueeze(-1), visual.to(embeds.dtype))
+
+    # ------------------------------------------------------------------------------------------ generate
+
+    def prefill(self, embeds: Tensor):
+        """Run the LLM over the whole prompt; returns (logits of the last position [1, V], KV cache)."""
+        from transformers import DynamicCache
+
+        cache = DynamicCache(config=self.model.config.text_config)
+        out = self.model(inputs_embeds=embeds, use_cache=True, logits_to_keep=1, **{self._cache_kw: cache})
+        return out.logits[:, -1], cache
+
+    def decode_step(self, token: Tensor, cache) -> Tensor:
+        """One greedy decode step from ``token`` [1, 1]; returns the next logits [1, V]."""
+        out = self.model(input_ids=token, use_cache=True, logits_to_keep=1, **{self._cache_kw: cache})
+        return out.logits[:, -1]

@@ -1,0 +1,194 @@
+"""A Video LLM method as a composition: InternVL3 backbone + optional reducer at ``vit`` or ``proj``.
+
+``build_method(spec, backbone)`` turns any spec into a runnable method: a registered method name
+(``baseline``) or a reducer spec (``wap:ratio=16``, ``tome:ratio=16,at=proj``), which means baseline + that
+reducer at its default insertion point (``at=`` overrides it).
+
+Data flow (each arrow a profiler stage)::
+
+    video --decode--> frames [tiles, T, 3, S, S] --vision--> ViT grid [tiles, T, h, w, C] (+ CLS logits, keys)
+      at=vit:  --reduce--> regular grid --project--> pixel shuffle + MLP --> tokens
+      at=proj: --project--> [tiles, T, h/2, w/2, D] --reduce--> tokens
+      --prefill--> LLM over the prompt (inputs_embeds) --generate--> greedy tokens
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor
+
+from liteframe_bench import registry
+from liteframe_bench.errors import SpecError
+from liteframe_bench.interfaces import INSERTION_POINTS, Generation, Method, Reducer, TokenGrid, VisualTokens
+from liteframe_bench.profiler import StageClock
+
+
+class VideoLLM(Method):
+    """Shared encode/generate of every InternVL3-based method; subclasses are registered dataclasses."""
+
+    reducer: Reducer | None = None
+    at: str | None = None
+    backbone: Any = None
+    tiles: tuple[int, int] = (1, 1)
+
+    def bind(self, backbone, reducer: Reducer | None = None, at: str | None = None, tiles: tuple[int, int] = (1, 1)):
+        """Attach the backbone (and a reducer at an insertion point); returns self."""
+        if reducer is not None:
+            at = at or reducer.default_at
+            if at not in INSERTION_POINTS:
+                raise SpecError(f"at={at!r} is invalid; allowed: {', '.join(INSERTION_POINTS)}")
+            if at == "vit" and not reducer.structured:
+                raise SpecError(
+                    f"reducer {reducer.name!r} does not output a regular grid, so it cannot run on the ViT grid before "
+                    "the pixel shuffle; allowed: at=proj"
+                )
+        self.backbone, self.reducer, self.at, self.tiles = backbone, reducer, at, tiles
+        return self
+
+    @property
+    def spec(self) -> str:
+        if self.reducer is None:
+            return registry.canonical_spec(self)
+        s = registry.canonical_spec(self.reducer)
+        return s if self.at == self.reducer.default_at else f"{s}{',' if ':' in s else ':'}at={self.at}"
+
+    # ------------------------------------------------------------------------------------------ encode
+
+    def encode(self, video, frames: int | None = None, *, clock: StageClock | None = None) -> VisualTokens:
+        from liteframe_bench import video as vio
+
+        bb = self.backbone
+        if bb is None:
+            raise SpecError(f"method {self.spec!r} has no backbone: call build_method(spec, backbone)")
+        clock = clock or StageClock(bb.device)
+        with clock.stage("decode"):
+            if isinstance(video, (str, os.PathLike)):
+                if frames is None:
+                    raise SpecError("frames is required when encoding a video file")
+                video = vio.load_video(video, frames, image_size=bb.image_size, tiles=self.tiles)
+        px = video.pixel_values  # [tiles, T, 3, S, S]
+        n_tiles, T = px.shape[:2]
+        red, need = self.reducer, frozenset(self.reducer.needs) if self.reducer else frozenset()
+        with torch.inference_mode():
+            with clock.stage("vision"):
+                vis = bb.vision(px.flatten(0, 1), need)
+            h, w, C = vis.grid.shape[1:]
+            s = bb.shuffle
+            aux = lambda t: None if t is None else t.unflatten(0, (n_tiles, T))
+            if red is None:
+                with clock.stage("project"):
+                    tokens = bb.project(vis.grid).unflatten(0, (n_tiles, T))  # [tiles, T, h/s, w/s, D]
+                out = registry.create("identity")(TokenGrid(tokens))
+            elif self.at == "vit":
+                with clock.stage("reduce"):
+                    grid = TokenGrid(vis.grid.unflatten(0, (n_tiles, T)), cls_attn=aux(vis.cls_attn),
+                                     keys=aux(vis.keys), frame_global=aux(vis.cls_out))
+                    reduced = red(grid)
+                    g = reduced.as_grid()  # [tiles, T', h', w', C]
+                with clock.stage("project"):
+                    Tn, hn, wn = g.shape[1:4]
+                    if hn % s or wn % s:
+                        raise SpecError(f"reducer {red.name!r} at vit left a {hn}x{wn} grid; the pixel shuffle needs "
+                                        f"sides divisible by {s}")
+                    proj = bb.project(g.flatten(0, 1)).unflatten(0, (n_tiles, Tn))
+                # each projected token stands for an s x s group of reduced cells: report the group's first cell
+                rpos = reduced.pos.view(n_tiles, Tn, hn, wn, 3)[:, :, ::s, ::s]
+                rsize = reduced.size.view(n_tiles, Tn, hn, wn).unflatten(2, (hn // s, s)).unflatten(4, (wn // s, s))
+                n = proj.shape[1] * proj.shape[2] * proj.shape[3]
+                out = _Tokens(
+                    proj.reshape(n_tiles, n, -1),
+                    (rpos // torch.tensor([1, s, s], device=rpos.device)).reshape(n_tiles, n, 3),
+                    (rsize.sum(dim=(3, 5)) / (s * s)).round().long().reshape(n_tiles, n).clamp_min(1),
+                    None,
+                )
+            else:
+                with clock.stage("project"):
+                    proj = bb.project(vis.grid)
+                with clock.stage("reduce"):
+                    cls_attn = vis.cls_attn
+                    if cls_attn is not None:  # [N, heads, h, w] -> [N, heads, h/s, w/s] (logit of the group's mass)
+                        cls_attn = bb.pool_aux(cls_attn.permute(0, 2, 3, 1), "logsumexp").permute(0, 3, 1, 2)
+                    keys = None if vis.keys is None else bb.pool_aux(vis.keys, "mean")
+                    out = red(TokenGrid(proj.unflatten(0, (n_tiles, T)), cls_attn=aux(cls_attn), keys=aux(keys),
+                                        frame_global=aux(vis.cls_out)))
+            embeds, pos, size, tile = _flatten_tiles(out)
+            ordered = red is None or red.ordered
+            if ordered:  # prompt order: by frame, then tile, keeping each tile's own order
+                key = pos[:, 0] * n_tiles + tile
+                order = torch.sort(key, stable=True).indices
+                embeds, pos, size, tile = embeds[order], pos[order], size[order], tile[order]
+                t_vals, counts = torch.unique_consecutive(pos[:, 0], return_counts=True)
+                groups = [(f"Frame{int(t) + 1}", int(c)) for t, c in zip(t_vals.tolist(), counts.tolist())]
+            else:
+                groups = [("Video", int(embeds.shape[0]))]
+        timings = {"decode": video.decode_s} if hasattr(video, "decode_s") else {}
+        per_frame = (h // s) * (w // s)
+        return VisualTokens(embeds, pos, size, tile, groups, T, video.distinct_frames,
+                            per_frame * T * n_tiles, timings)
+
+    # ---------------------------------------------------------------------------------------- generate
+
+    def generate(self, tokens: VisualTokens, prompt: str, max_new_tokens: int = 16, *, min_new_tokens: int = 0,
+                 clock: StageClock | None = None) -> Generation:
+        """Greedy answer. ``min_new_tokens == max_new_tokens`` fixes the decode length (timing mode)."""
+        bb = self.backbone
+        clock = clock or StageClock(bb.device)
+        if max_new_tokens < 1 or not 0 <= min_new_tokens <= max_new_tokens:
+            raise SpecError(f"max_new_tokens={max_new_tokens}, min_new_tokens={min_new_tokens}; "
+                            "allowed: 1 <= max and 0 <= min <= max")
+        ids = bb.build_prompt(prompt, tokens.groups)
+        fixed = min_new_tokens == max_new_tokens
+        new: list[Tensor] = []
+        with torch.inference_mode():
+            with clock.stage("prefill"):
+                logits, cache = bb.prefill(bb.embed(ids, tokens.embeds))
+                nxt = logits.argmax(dim=-1, keepdim=True)
+            with clock.stage("generate"):
+                for i in range(max_new_tokens):
+                    if not fixed and i >= min_new_tokens and int(nxt) == bb.eos_token_id:
+                        break
+                    new.append(nxt)
+                    if i + 1 < max_new_tokens:
+                        nxt = bb.decode_step(nxt, cache).argmax(dim=-1, keepdim=True)
+        token_ids = torch.cat(new, dim=1)[0].tolist() if new else []
+        text = bb.tokenizer.decode(token_ids, skip_special_tokens=True)
+        return Generation(text, int(ids.shape[1]), len(token_ids), token_ids)
+
+
+@dataclass
+class _Tokens:
+    x: Tensor
+    pos: Tensor
+    size: Tensor
+    lengths: Tensor | None
+
+    @property
+    def num_tokens(self) -> list[int]:
+        return [self.x.shape[1]] * self.x.shape[0] if self.lengths is None else self.lengths.tolist()
+
+
+def _flatten_tiles(out) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Concatenate each tile's valid tokens: ([N, D], [N, 3], [N], tile [N])."""
+    parts = [(out.x[b, :n], out.pos[b, :n], out.size[b, :n]) for b, n in enumerate(out.num_tokens)]
+    tile = torch.cat([torch.full((p[0].shape[0],), b, dtype=torch.long, device=p[0].device) for b, p in enumerate(parts)])
+    return (torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]), torch.cat([p[2] for p in parts]), tile)
+
+
+def build_method(spec: str, backbone, *, tiles: tuple[int, int] = (1, 1)) -> VideoLLM:
+    """A runnable method from a spec: ``baseline``, or a reducer spec (optionally ``at=vit|proj``)."""
+    name, params = registry.parse_spec(spec)
+    at = params.pop("at", None)
+    rebuilt = name + (":" + ",".join(f"{k}={v}" for k, v in params.items()) if params else "")
+    entry = registry.get(name)
+    if entry.kind == "method":
+        if at is not None:
+            raise SpecError(f"method {name!r} has no parameter 'at' (it applies to reducer specs)")
+        method = registry.create(rebuilt)
+        if not isinstance(method, VideoLLM):
+            raise SpecError(f"method {name!r} cannot run on an InternVL3 backbone")
+        return method.bind(backbone, tiles=tiles)
+    return registry.create("baseline").bind(backbone, registry.create(rebuilt), at, tiles)
