@@ -103,6 +103,52 @@ def bench_reducers_cmd(
         bench.render(report)
 
 
+def _int_list(text: str, option: str) -> list[int]:
+    try:
+        values = [int(v) for v in text.split(",") if v.strip()]
+    except ValueError:
+        raise click.BadParameter(f"{text!r}; allowed: comma-separated positive integers, e.g. 8,64,512",
+                                 param_hint=option) from None
+    if not values or min(values) < 1:
+        raise click.BadParameter(f"{text!r}; allowed: comma-separated positive integers, e.g. 8,64,512",
+                                 param_hint=option)
+    return values
+
+
+@app.command("profile")
+def profile_cmd(
+    method: Annotated[str, typer.Option(help="Comma-separated method specs, e.g. baseline,wap:ratio=16.")] = "baseline",
+    frames: Annotated[str, typer.Option(help="Comma-separated frame counts.")] = "8,64,512",
+    model: Annotated[str, typer.Option(help="tiny, or a local InternVL3-*-hf folder.")] = "tiny",
+    video: Annotated[Path | None, typer.Option(help="Video to profile on (default: a generated one).")] = None,
+    device: Annotated[str, typer.Option(help="cpu or cuda[:N].")] = "cpu",
+    dtype: Annotated[str, typer.Option(help="auto (bf16 on GPU, fp32 on CPU), float32, bfloat16, float16.")] = "auto",
+    new_tokens: Annotated[int, typer.Option(min=1, help="Fixed decode length (min = max new tokens).")] = 16,
+    warmup: Annotated[int, typer.Option(min=0, help="Untimed runs per cell.")] = 1,
+    repeats: Annotated[int, typer.Option(min=1, help="Timed runs per cell; medians reported.")] = 3,
+    overhead: Annotated[bool, typer.Option(help="Also time uninstrumented runs and report the profiler overhead.")] = False,
+    flops: Annotated[bool, typer.Option(help="Count FLOPs per stage (one extra, untimed run per cell).")] = False,
+    trace: Annotated[Path | None, typer.Option(help="Write a torch.profiler trace per cell to this folder.")] = None,
+    out: Annotated[Path | None, typer.Option(help="Also write the JSON report to this file.")] = None,
+    json_: JsonOpt = False,
+) -> None:
+    """Split latency by stage (decode, vision, reduce, project, prefill, generate) across frame counts."""
+    from liteframe_bench import profiler
+
+    report = profiler.run_profile(
+        model, registry.split_specs(method), _int_list(frames, "--frames"), video=video, device=device, dtype=dtype,
+        new_tokens=new_tokens, warmup=warmup, repeats=repeats, overhead=overhead, flops=flops, trace_dir=trace,
+        progress=not json_,
+    )
+    if out is not None:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        out.write_text(json.dumps(report, indent=2) + "\n")
+    if json_:
+        _print_json(report)
+    else:
+        profiler.render(report)
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry: lfbench errors become one clear line on stderr and exit code 2."""
     try:

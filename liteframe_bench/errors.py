@@ -15,3 +15,7 @@ class ReducerError(LfbenchError, ValueError):
 
 class PluginError(LfbenchError, ImportError):
     """A plugin file, folder or entry point could not be loaded."""
+
+
+class ContextError(LfbenchError, ValueError):
+    """A prompt is longer than the LLM's context (max_position_embeddings): the cell cannot run."""

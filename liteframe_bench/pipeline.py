@@ -22,7 +22,7 @@ import torch
 from torch import Tensor
 
 from liteframe_bench import registry
-from liteframe_bench.errors import SpecError
+from liteframe_bench.errors import ContextError, SpecError
 from liteframe_bench.interfaces import INSERTION_POINTS, Generation, Method, Reducer, TokenGrid, VisualTokens
 from liteframe_bench.profiler import StageClock
 
@@ -141,6 +141,12 @@ class VideoLLM(Method):
             raise SpecError(f"max_new_tokens={max_new_tokens}, min_new_tokens={min_new_tokens}; "
                             "allowed: 1 <= max and 0 <= min <= max")
         ids = bb.build_prompt(prompt, tokens.groups)
+        limit = bb.config.text_config.max_position_embeddings
+        if ids.shape[1] + max_new_tokens > limit:
+            raise ContextError(
+                f"prompt of {ids.shape[1]} tokens ({tokens.num_tokens} visual) + {max_new_tokens} new tokens exceeds the "
+                f"LLM context of {limit} (max_position_embeddings); use fewer frames or a reducer"
+            )
         fixed = min_new_tokens == max_new_tokens
         new: list[Tensor] = []
         with torch.inference_mode():

@@ -9,11 +9,17 @@ so a trace shows the same names. ``mode="flops"`` counts FLOPs per stage with ``
 
 from __future__ import annotations
 
+import statistics
 import time
 from collections import defaultdict
+from collections.abc import Sequence
 from contextlib import contextmanager
+from pathlib import Path
 
 import torch
+
+from liteframe_bench.errors import LfbenchError
+from liteframe_bench.timing import summarize
 
 STAGES = ("decode", "vision", "reduce", "project", "prefill", "generate")
 
@@ -68,3 +74,187 @@ class StageClock:
                 out[name] += start.elapsed_time(end) / 1e3
             return dict(out)
         return dict(self._cpu)
+
+
+# ------------------------------------------------------------------------------------------------ runner
+
+
+def _e2e(method, video, frames: int, prompt: str, new_tokens: int, clock: StageClock):
+    """One full run; returns (wall seconds, tokens, generation). Wall time ends after a device synchronise."""
+    dev = method.backbone.device
+    t0 = time.perf_counter()
+    tokens = method.encode(video, frames, clock=clock)
+    gen = method.generate(tokens, prompt, new_tokens, min_new_tokens=new_tokens, clock=clock)
+    if dev.type == "cuda":
+        torch.cuda.synchronize(dev)
+    return time.perf_counter() - t0, tokens, gen
+
+
+def profile_cell(
+    method,
+    video: str | Path,
+    frames: int,
+    *,
+    prompt: str = "Describe the video.",
+    new_tokens: int = 16,
+    warmup: int = 1,
+    repeats: int = 3,
+    overhead: bool = False,
+    flops: bool = False,
+    trace_dir: str | Path | None = None,
+) -> dict:
+    """Profile one (method, frames) cell in timing mode: fixed decode length, warm-up, repeats, medians.
+
+    ``overhead``: also time ``repeats`` uninstrumented runs, interleaved with the instrumented ones, and report
+    the profiler's overhead on end-to-end time. ``flops`` and ``trace_dir`` each add one separate, untimed run.
+    """
+    dev = method.backbone.device
+    for _ in range(warmup):
+        _e2e(method, video, frames, prompt, new_tokens, StageClock(dev, "off"))
+    stage_runs: dict[str, list[float]] = defaultdict(list)
+    wall, plain, peaks = [], [], {}
+    tokens = gen = None
+    for _ in range(repeats):
+        clock = StageClock(dev, "time")
+        seconds, tokens, gen = _e2e(method, video, frames, prompt, new_tokens, clock)
+        wall.append(seconds)
+        for name, sec in clock.results().items():
+            stage_runs[name].append(sec)
+        for name, b in clock.peak_bytes.items():
+            peaks[name] = max(peaks.get(name, 0), b)
+        if overhead:
+            plain.append(_e2e(method, video, frames, prompt, new_tokens, StageClock(dev, "off"))[0])
+    stages = {}
+    for name in STAGES:
+        if name not in stage_runs:
+            continue
+        t = summarize(stage_runs[name], warmup, "cuda-events" if dev.type == "cuda" else "perf_counter")
+        stages[name] = {"median_s": t.median, "q25_s": t.q25, "q75_s": t.q75, "min_s": t.min, "max_s": t.max,
+                        "peak_bytes": peaks.get(name)}
+    if "generate" in stages and gen.new_tokens > 1:
+        stages["generate"]["per_token_s"] = stages["generate"]["median_s"] / (gen.new_tokens - 1)
+    e2e = summarize(wall, warmup, "perf_counter")
+    cell = {
+        "frames": frames,
+        "distinct_frames": tokens.distinct_frames,
+        "visual_tokens": tokens.num_tokens,
+        "tokens_before": tokens.tokens_before,
+        "prompt_tokens": gen.prompt_tokens,
+        "new_tokens": gen.new_tokens,
+        "stages": stages,
+        "end_to_end": {"median_s": e2e.median, "q25_s": e2e.q25, "q75_s": e2e.q75},
+        "stage_sum_s": sum(v["median_s"] for v in stages.values()),
+    }
+    if overhead:
+        base = statistics.median(plain)
+        cell["overhead"] = {"plain_median_s": base, "instrumented_median_s": e2e.median,
+                            "overhead_pct": 100 * (e2e.median - base) / base}
+    if flops:
+        clock = StageClock(dev, "flops")
+        _e2e(method, video, frames, prompt, new_tokens, clock)
+        for name, n in clock.flops.items():
+            stages.setdefault(name, {})["flops"] = n
+    if trace_dir is not None:
+        from torch.profiler import ProfilerActivity, profile, tensorboard_trace_handler
+
+        acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
+        out = Path(trace_dir)
+        out.mkdir(parents=True, exist_ok=True)
+        name = f"{method.spec.replace(':', '_').replace(',', '_').replace('=', '-')}_f{frames}"
+        with profile(activities=acts, on_trace_ready=tensorboard_trace_handler(str(out), worker_name=name)):
+            _e2e(method, video, frames, prompt, new_tokens, StageClock(dev, "time"))
+        cell["trace_dir"] = str(out)
+    return cell
+
+
+def run_profile(
+    model: str,
+    methods: Sequence[str],
+    frames: Sequence[int],
+    *,
+    video: str | Path | None = None,
+    device: str = "cpu",
+    dtype: str = "auto",
+    new_tokens: int = 16,
+    warmup: int = 1,
+    repeats: int = 3,
+    overhead: bool = False,
+    flops: bool = False,
+    trace_dir: str | Path | None = None,
+    workdir: str | Path | None = None,
+    progress: bool = True,
+) -> dict:
+    """Profile every (method, frames) cell on one backbone. A cell that cannot run is recorded with its error."""
+    import tempfile
+
+    from tqdm.auto import tqdm
+
+    from liteframe_bench.backends.internvl import InternVL3
+    from liteframe_bench.pipeline import build_method
+    from liteframe_bench.provenance import machine
+    from liteframe_bench.video import decoder_name, probe
+
+    if not frames or any(f < 1 for f in frames):
+        raise LfbenchError(f"frames={list(frames)} is invalid; allowed: positive integers, e.g. 8,64,512")
+    backbone = InternVL3.load(model, device=device, dtype=dtype)
+    built = [build_method(spec, backbone) for spec in methods]  # fail fast on a bad spec
+    if video is None:
+        from liteframe_bench.testing import moving_square_video
+
+        folder = Path(workdir or tempfile.mkdtemp(prefix="lfbench-profile-"))
+        folder.mkdir(parents=True, exist_ok=True)
+        video = folder / f"moving_square_{max(frames)}f.mp4"
+        if not video.exists():
+            moving_square_video(video, max(frames), size=2 * backbone.image_size)
+    info = probe(video)
+    cells = []
+    bar = tqdm(total=len(built) * len(frames), desc="profile", disable=not progress, leave=False)
+    for method in built:
+        for n in frames:
+            bar.set_postfix_str(f"{method.spec} @ {n} frames")
+            row = {"method": method.spec}
+            try:
+                row |= profile_cell(method, video, n, new_tokens=new_tokens, warmup=warmup, repeats=repeats,
+                                    overhead=overhead, flops=flops, trace_dir=trace_dir)
+            except (LfbenchError, torch.OutOfMemoryError) as e:
+                row |= {"frames": n, "error": f"{type(e).__name__}: {e}"}
+            cells.append(row)
+            bar.update()
+    bar.close()
+    return {
+        "benchmark": "profile",
+        "model": backbone.describe(),
+        "video": {"path": str(video), "frames": info.num_frames, "size": [info.width, info.height],
+                  "decoder": decoder_name()},
+        "settings": {"warmup": warmup, "repeats": repeats, "new_tokens": new_tokens, "min_new_tokens": new_tokens,
+                     "tiles": [1, 1], "caches": "none (timing mode)"},
+        "cells": cells,
+        "machine": machine(device),
+    }
+
+
+def render(report: dict) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    m = report["model"]
+    table = Table(title=f"Stage latency (median ms) — {m['source']}, {m['dtype']} on {report['machine']['device_name']}")
+    for col in ("method", "frames", "vis. tokens", "prompt", *STAGES, "per tok", "end-to-end", "vision %"):
+        table.add_column(col, justify="left" if col == "method" else "right")
+    for c in report["cells"]:
+        if "error" in c:
+            table.add_row(c["method"], str(c["frames"]), f"[red]{c['error']}[/red]", *[""] * (len(STAGES) + 4))
+            continue
+        st = c["stages"]
+        ms = lambda k: f"{st[k]['median_s'] * 1e3:.1f}" if k in st and "median_s" in st[k] else "—"
+        per = st.get("generate", {}).get("per_token_s")
+        e2e = c["end_to_end"]["median_s"]
+        vis = st.get("vision", {}).get("median_s", 0.0)
+        table.add_row(c["method"], str(c["frames"]), str(c["visual_tokens"]), str(c["prompt_tokens"]),
+                      *[ms(k) for k in STAGES], f"{per * 1e3:.2f}" if per else "—", f"{e2e * 1e3:.1f}",
+                      f"{100 * vis / e2e:.0f}")
+    Console().print(table)
+    over = [c["overhead"]["overhead_pct"] for c in report["cells"] if "overhead" in c]
+    if over:
+        Console().print(f"profiler overhead on end-to-end time: median {statistics.median(over):+.2f}% "
+                        f"(range {min(over):+.2f}% .. {max(over):+.2f}%) over {len(over)} cells")

@@ -69,8 +69,8 @@ class Entry:
                 for p in self.params
             ],
         }
-        if self.kind == "reducer":
-            c = self.cls
+        if self.kind == "reducer":  # the contract at default parameters (some depend on parameters)
+            c = self.cls()
             out |= {
                 "needs": sorted(c.needs),
                 "structured": c.structured,

@@ -61,3 +61,22 @@ def constant_grid(
     return TokenGrid(
         full(B, T, H, W, C), cls_attn=full(B, T, heads, H, W), keys=full(B, T, H, W, C), frame_global=full(B, T, C)
     )
+
+
+def moving_square_video(path, frames: int, size: int = 224, fps: int = 8, seed: int = 0):
+    """Write a seeded video of a coloured square moving over a gradient (cheap to encode and decode)."""
+    import numpy as np
+
+    from liteframe_bench.video import write_video
+
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[0:size, 0:size]
+    background = np.stack([xx * 255 // size, yy * 255 // size, np.full_like(xx, 96)], -1).astype(np.uint8)
+    video = np.repeat(background[None], frames, axis=0)
+    side = max(4, size // 6) // 2 * 2
+    colour = rng.integers(0, 256, 3, dtype=np.uint8)
+    for t in range(frames):
+        x = (t * 7) % (size - side)
+        y = (t * 3) % (size - side)
+        video[t, y : y + side, x : x + side] = colour
+    return write_video(path, video, fps=fps)

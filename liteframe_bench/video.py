@@ -411,7 +411,9 @@ def write_video(
             for packet in stream.encode():
                 container.mux(packet)
     except (av.FFmpegError, ValueError) as e:
-        raise _err(path, f"cannot encode with codec {codec!r} ({e})", f"expected a codec such as {DEFAULT_CODEC!r}") from e
+        raise _err(
+            path, f"cannot encode with codec {codec!r} ({e})", f"expected a codec such as {DEFAULT_CODEC!r}"
+        ) from e
     return path
 
 

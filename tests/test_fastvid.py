@@ -27,7 +27,7 @@ def ref_segments(glob: torch.Tensor, c: int, tau: float) -> list[int]:
     low = sorted(range(T - 1), key=lambda t: s[t])[: min(c, T) - 1]
     cuts = sorted({t for t in range(T - 1) if s[t] < tau} | set(low))
     ends = [-1, *cuts, T - 1]
-    return [b - a for a, b in zip(ends[:-1], ends[1:])]
+    return [b - a for a, b in zip(ends[:-1], ends[1:], strict=True)]
 
 
 def ref_fastvid(x, logits, glob, r: FastVID):
@@ -57,7 +57,7 @@ def ref_fastvid(x, logits, glob, r: FastVID):
             d = [[float((x[fa, i] - x[fa, j]).norm()) / math.sqrt(C) for j in toks] for i in toks]
             rho = [math.exp(-sum(v * v for v in sorted(row)[: r.knn]) / r.knn) for row in d]
             srt = sorted(rho)
-            gaps.extend(b - a for a, b in zip(srt[:-1], srt[1:]))
+            gaps.extend(b - a for a, b in zip(srt[:-1], srt[1:], strict=True))
             dmax = max(max(row) for row in d)
             score = []
             for a in range(len(toks)):
@@ -110,7 +110,7 @@ def test_paper_budget_at_196_tokens():
 @pytest.mark.parametrize("p", [1, 2, 3, 4, 7])
 def test_anchor_budget_never_exceeds_the_segment_budget(L, p):
     offsets, k = anchor_plan(L, 7, p)
-    assert offsets[-1] == L - 1 and all(b - a == p for a, b in zip(offsets[:-1], offsets[1:]))
+    assert offsets[-1] == L - 1 and all(b - a == p for a, b in zip(offsets[:-1], offsets[1:], strict=True))
     assert len(offsets) == math.ceil(L / p) and len(offsets) * k <= 7 * L
 
 
@@ -172,8 +172,7 @@ def test_dyseg_rule(T, c, tau, mix, seed):
     seed=st.integers(0, 2**16),
 )
 def test_matches_loop_reference(B, T, H, W, retain, salient, segments, tau, anchor_step, beta, knn, mix, seed):
-    r = FastVID(retain=retain, segments=segments, tau=tau, salient=salient, anchor_step=anchor_step, beta=beta,
-                knn=knn)
+    r = FastVID(retain=retain, segments=segments, tau=tau, salient=salient, anchor_step=anchor_step, beta=beta, knn=knn)
     n_ret, n_sal, n_ctx = r.budgets(H * W)
     if n_ret < 1 or (n_ctx > 0 and H * W - n_sal < knn):
         with pytest.raises(ReducerError, match="retain" if n_ret < 1 else "knn"):
@@ -190,8 +189,9 @@ def test_matches_loop_reference(B, T, H, W, retain, salient, segments, tau, anch
         x, pos, size = out.x[b, :n], out.pos[b, :n], out.size[b, :n]
         raster = raster_index(pos, H, W)
         assert bool((raster.diff() > 0).all())
-        ref, gap = ref_fastvid(grid.x[b].reshape(T, H * W, -1), grid.cls_attn[b].reshape(T, -1, H * W),
-                               grid.frame_global[b], r)
+        ref, gap = ref_fastvid(
+            grid.x[b].reshape(T, H * W, -1), grid.cls_attn[b].reshape(T, -1, H * W), grid.frame_global[b], r
+        )
         assume(gap > 1e-5)  # the 1e-6 density noise can only reorder (near-)ties
         assert sorted(ref) == raster.tolist()
         want_x = torch.stack([ref[i][0] for i in raster.tolist()])
@@ -202,8 +202,13 @@ def test_matches_loop_reference(B, T, H, W, retain, salient, segments, tau, anch
 
 
 @SETTINGS
-@given(T=st.integers(1, 5), H=st.integers(4, 8), W=st.integers(4, 8), seed=st.integers(0, 2**16),
-       retain=st.sampled_from([0.1, 0.25, 0.5]))
+@given(
+    T=st.integers(1, 5),
+    H=st.integers(4, 8),
+    W=st.integers(4, 8),
+    seed=st.integers(0, 2**16),
+    retain=st.sampled_from([0.1, 0.25, 0.5]),
+)
 def test_salient_tokens_are_each_frames_top_by_saliency(T, H, W, seed, retain):
     r = FastVID(retain=retain, knn=1)
     n_ret, n_sal, _ = r.budgets(H * W)
@@ -249,7 +254,6 @@ def test_lengths_report_samples_with_fewer_tokens():
 
 def test_single_anchor_is_the_weighted_mean_of_its_frame():
     # one frame, n_ctx = 1: every non-salient token joins the only anchor; anchor' = beta*a + (1-beta)*mean
-    r = FastVID(retain=0.25, salient=0.5, beta=0.6, knn=2)  # 16 tokens: n_ret 4 = 2 salient + 2 context
     r = FastVID(retain=0.1875, salient=0.4, beta=0.6, knn=2)  # n_ret = 3, n_sal = 2, n_ctx = 1
     assert r.budgets(16) == (3, 2, 1)
     grid = random_grid(1, 1, 4, 4, 6, seed=4, dtype=torch.float64)

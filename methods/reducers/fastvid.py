@@ -44,7 +44,7 @@ def dyseg(frame_global: Tensor, segments: int = 8, tau: float = 0.9) -> list[int
     if n_low > 0:
         cut[torch.topk(sim, n_low, largest=False).indices] = True
     ends = [-1, *torch.nonzero(cut).flatten().tolist(), T - 1]
-    return [b - a for a, b in zip(ends[:-1], ends[1:])]
+    return [b - a for a, b in zip(ends[:-1], ends[1:], strict=True)]
 
 
 def anchor_plan(length: int, n_ctx: int, step: int) -> tuple[list[int], int]:
@@ -62,9 +62,7 @@ def frame_saliency(cls_attn: Tensor) -> Tensor:
     return cls_attn.to(compute_dtype(cls_attn.dtype)).softmax(dim=-1).mean(dim=-2)
 
 
-def density_scores(
-    tokens: Tensor, valid: Tensor, knn: int, noise: Tensor, gram: Tensor | None = None
-) -> Tensor:
+def density_scores(tokens: Tensor, valid: Tensor, knn: int, noise: Tensor, gram: Tensor | None = None) -> Tensor:
     """DPC-kNN score rho * delta of each valid token of each frame; -inf for invalid (salient) tokens.
 
     tokens [F, N, D]; valid [F, N] bool (the frame's non-salient tokens, at least ``knn`` per frame); noise
@@ -106,11 +104,20 @@ def _merge(
     onehot = anchors.new_zeros(G, A, k, P)
     onehot.scatter_(2, assign.unsqueeze(2), valid.to(anchors.dtype)[:, None, None, :].expand(G, A, 1, P))
     counts = onehot.sum(dim=-1)  # [G, A, k]
-    sums = torch.bmm(onehot.view(G, A * k, P), members).view(G, A, k, C)
+    if G == 1 and members.device.type == "cpu":
+        # One long segment on CPU: an index_add per anchor group reads the members A times instead of a dense
+        # [A*k, P] x [P, C] product (same sums; index_add is deterministic on CPU, not on CUDA).
+        slot = torch.where(valid[0], assign[0], k)  # salient members go to a discarded slot k
+        buf = members.new_zeros(A, k + 1, C)
+        for a in range(A):
+            buf[a].index_add_(0, slot[a], members[0])
+        sums = buf[None, :, :k]
+    else:
+        sums = torch.bmm(onehot.view(G, A * k, P), members).view(G, A, k, C)
     w = torch.clamp(1.0 / (counts + 1.0), min=beta).unsqueeze(-1)
     merged = w * anchors + (1.0 - w) * sums / counts.clamp_min(1).unsqueeze(-1)
     self_joined = onehot.gather(3, self_slot.unsqueeze(-1)).squeeze(-1) > 0
-    return merged, counts.long() + 1
+    return merged, counts.long() + (~self_joined).long()
 
 
 # -------------------------------------------------------------------------------------------- reducer
@@ -296,7 +303,9 @@ class FastVID(Reducer):
                     dots = gram.gather(2, loc[:, None, :].expand(R, n, k))
                     cos = dots / (norm[s : s + R, :, None] * norm[fa[:, None], loc][:, None, :])
                     anchors = x[fa[:, None], loc].unsqueeze(1)  # [R, 1, k, C]
-                    merged, sz = _merge(anchors, x[s : s + R], cos.unsqueeze(2), valid[s : s + R], loc[:, None], self.beta)
+                    merged, sz = _merge(
+                        anchors, x[s : s + R], cos.unsqueeze(2), valid[s : s + R], loc[:, None], self.beta
+                    )
                     emit(merged, sz, fa, loc)
                     i = j
                     continue
@@ -310,8 +319,14 @@ class FastVID(Reducer):
                 dots = (members[0] @ anchors.reshape(A * k, C).T).view(L * n, A, k)
                 cos = dots / (norm[s : s + L].reshape(L * n, 1, 1) * norm[fa[:, None], loc])
                 self_slot = ((fa - s)[:, None] * n + loc).unsqueeze(0)  # anchors' member indices [1, A, k]
-                merged, sz = _merge(anchors.unsqueeze(0), members, cos.unsqueeze(0),
-                                    valid[s : s + L].reshape(1, L * n), self_slot, self.beta)
+                merged, sz = _merge(
+                    anchors.unsqueeze(0),
+                    members,
+                    cos.unsqueeze(0),
+                    valid[s : s + L].reshape(1, L * n),
+                    self_slot,
+                    self.beta,
+                )
                 emit(merged[0], sz[0], fa, loc)
                 i += 1
 

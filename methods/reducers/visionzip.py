@@ -80,8 +80,12 @@ class VisionZip(Reducer):
     """
 
     ratio: float | None = field(default=16.0, metadata={"help": "keep floor(H*W/ratio) tokens per frame"})
-    tokens: int | None = field(default=None, metadata={"help": "token budget per sample (a multiple of T); wins over ratio"})
-    contextual: float = field(default=10 / 64, metadata={"help": "fraction of each frame's budget made of contextual tokens"})
+    tokens: int | None = field(
+        default=None, metadata={"help": "token budget per sample (a multiple of T); wins over ratio"}
+    )
+    contextual: float = field(
+        default=10 / 64, metadata={"help": "fraction of each frame's budget made of contextual tokens (10/64)"}
+    )
     merge: Literal["add", "mean"] = field(
         default="add", metadata={"help": "contextual token: add = target + mean(joined) (original); mean = average"}
     )
@@ -98,7 +102,9 @@ class VisionZip(Reducer):
         c = self.contextual
         require(
             isinstance(c, (int, float)) and not isinstance(c, bool) and math.isfinite(c) and 0 <= c <= 1,
-            "contextual", c, "a fraction in [0, 1] (default 10/64)",
+            "contextual",
+            c,
+            "a fraction in [0, 1] (default 10/64)",
         )
         require(self.merge in ("add", "mean"), "merge", self.merge, "add, mean")
 
@@ -170,6 +176,5 @@ class VisionZip(Reducer):
         size = torch.cat(sizes, dim=1).gather(1, order)
         t = torch.arange(T, device=device).repeat(B)[:, None].expand(F, k)
         pos = torch.stack([t, idx_all // W, idx_all % W], dim=-1)
-        return ReducedTokens(
-            x=out.reshape(B, T * k, C), pos=pos.reshape(B, T * k, 3), size=size.reshape(B, T * k), lengths=None, grid=None
-        )
+        N = T * k
+        return ReducedTokens(x=out.reshape(B, N, C), pos=pos.reshape(B, N, 3), size=size.reshape(B, N), grid=None)

@@ -1,0 +1,101 @@
+"""Stage clock, the profiler runner and ``lfbench profile`` on the tiny model."""
+
+import json
+from pathlib import Path
+
+import pytest
+import torch
+
+import liteframe_bench as lfb
+from liteframe_bench.backends.internvl import InternVL3
+from liteframe_bench.cli import main
+from liteframe_bench.errors import ContextError
+from liteframe_bench.pipeline import build_method
+from liteframe_bench.profiler import STAGES, StageClock, run_profile
+from liteframe_bench.testing import moving_square_video
+from liteframe_bench.timing import time_fn
+
+
+@pytest.fixture(scope="module")
+def video(tmp_path_factory):
+    return moving_square_video(tmp_path_factory.mktemp("vid") / "v.mp4", 24, size=224)
+
+
+def test_stage_clock_modes():
+    clock = StageClock("cpu", "time")
+    with clock.stage("vision"):
+        torch.ones(64, 64) @ torch.ones(64, 64)
+    with clock.stage("vision"):
+        pass
+    assert set(clock.results()) == {"vision"} and clock.results()["vision"] > 0
+    off = StageClock("cpu", "off")
+    with off.stage("vision"):
+        pass
+    assert off.results() == {}
+    flops = StageClock("cpu", "flops")
+    with flops.stage("project"):
+        torch.ones(8, 16) @ torch.ones(16, 4)
+    assert flops.flops == {"project": 2 * 8 * 16 * 4}
+    with pytest.raises(ValueError, match="mode='fast'"):
+        StageClock("cpu", "fast")
+
+
+def test_time_fn_reports_median_and_spread():
+    t = time_fn(lambda: sum(range(1000)), warmup=1, repeats=5)
+    assert t.repeats == 5 and t.min <= t.q25 <= t.median <= t.q75 <= t.max and t.clock == "perf_counter"
+
+
+def test_profile_cells_stages_flops_trace_and_errors(video, tmp_path):
+    report = run_profile("tiny", ["baseline", "wap:ratio=16"], [4, 6], video=video, warmup=0, repeats=2,
+                         new_tokens=4, flops=True, overhead=True, trace_dir=tmp_path / "trace", progress=False)
+    cells = {(c["method"], c["frames"]): c for c in report["cells"]}
+    base = cells[("baseline", 4)]
+    assert set(base["stages"]) == set(STAGES) - {"reduce"}
+    assert set(cells[("wap", 4)]["stages"]) == set(STAGES)
+    for name, st in base["stages"].items():
+        assert st["median_s"] > 0 and st["min_s"] <= st["median_s"] <= st["max_s"], name
+    assert base["visual_tokens"] == 4 * 16 and cells[("wap", 4)]["visual_tokens"] == 4
+    assert base["new_tokens"] == 4 and base["stages"]["generate"]["per_token_s"] > 0
+    assert base["stages"]["vision"]["flops"] > 0 and base["stages"]["prefill"]["flops"] > 0
+    assert base["stage_sum_s"] <= base["end_to_end"]["median_s"] * 1.05 + 0.05
+    assert "overhead_pct" in base["overhead"]
+    assert cells[("wap", 6)]["error"].startswith("ReducerError: ratio=16 uses a 4x2x2")  # recorded, run went on
+    assert cells[("baseline", 6)]["visual_tokens"] == 6 * 16
+    traces = list((tmp_path / "trace").glob("*.json"))
+    assert traces and "lfbench::vision" in traces[0].read_text()
+    assert report["settings"]["min_new_tokens"] == 4 and report["machine"]["versions"]["torch"]
+
+
+def test_context_limit_is_a_clear_error(video):
+    bb = InternVL3.load("tiny")
+    bb.config.text_config.max_position_embeddings = 100
+    method = build_method("baseline", bb)
+    tokens = method.encode(video, 8)
+    with pytest.raises(ContextError, match=r"exceeds the LLM context of 100 \(max_position_embeddings\)"):
+        method.generate(tokens, "Q?", 4)
+
+
+def test_repeated_frames_are_recorded(video):
+    tokens = build_method("baseline", InternVL3.load("tiny")).encode(video, 48)  # the video has 24 frames
+    assert tokens.frames == 48 and tokens.distinct_frames == 24
+
+
+def test_profile_cli_json(video, capsys):
+    rc = main(["profile", "--method", "baseline,avgpool:ratio=4", "--frames", "4", "--video", str(video),
+               "--repeats", "1", "--warmup", "0", "--new-tokens", "2", "--json"])
+    assert rc == 0
+    report = json.loads(capsys.readouterr().out)
+    assert [c["method"] for c in report["cells"]] == ["baseline", "avgpool:ratio=4"]
+    assert report["cells"][1]["visual_tokens"] == 16
+    assert Path(report["video"]["path"]) == video
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--frames", "8,x"], "comma-separated positive integers"),
+    (["--frames", "0"], "comma-separated positive integers"),
+    (["--method", "nosuch"], "unknown method or reducer 'nosuch'"),
+    (["--model", "internvl3-8b"], "size preset for counting on the meta device"),
+])
+def test_profile_cli_errors(args, message, capsys):
+    assert main(["profile", *args]) == 2
+    assert message in capsys.readouterr().err
