@@ -107,11 +107,13 @@ def _int_list(text: str, option: str) -> list[int]:
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
-        raise click.BadParameter(f"{text!r}; allowed: comma-separated positive integers, e.g. 8,64,512",
-                                 param_hint=option) from None
+        raise click.BadParameter(
+            f"{text!r}; allowed: comma-separated positive integers, e.g. 8,64,512", param_hint=option
+        ) from None
     if not values or min(values) < 1:
-        raise click.BadParameter(f"{text!r}; allowed: comma-separated positive integers, e.g. 8,64,512",
-                                 param_hint=option)
+        raise click.BadParameter(
+            f"{text!r}; allowed: comma-separated positive integers, e.g. 8,64,512", param_hint=option
+        )
     return values
 
 
@@ -126,7 +128,9 @@ def profile_cmd(
     new_tokens: Annotated[int, typer.Option(min=1, help="Fixed decode length (min = max new tokens).")] = 16,
     warmup: Annotated[int, typer.Option(min=0, help="Untimed runs per cell.")] = 1,
     repeats: Annotated[int, typer.Option(min=1, help="Timed runs per cell; medians reported.")] = 3,
-    overhead: Annotated[bool, typer.Option(help="Also time uninstrumented runs and report the profiler overhead.")] = False,
+    overhead: Annotated[
+        bool, typer.Option(help="Also time uninstrumented runs and report the profiler overhead.")
+    ] = False,
     flops: Annotated[bool, typer.Option(help="Count FLOPs per stage (one extra, untimed run per cell).")] = False,
     trace: Annotated[Path | None, typer.Option(help="Write a torch.profiler trace per cell to this folder.")] = None,
     out: Annotated[Path | None, typer.Option(help="Also write the JSON report to this file.")] = None,
@@ -136,8 +140,18 @@ def profile_cmd(
     from liteframe_bench import profiler
 
     report = profiler.run_profile(
-        model, registry.split_specs(method), _int_list(frames, "--frames"), video=video, device=device, dtype=dtype,
-        new_tokens=new_tokens, warmup=warmup, repeats=repeats, overhead=overhead, flops=flops, trace_dir=trace,
+        model,
+        registry.split_specs(method),
+        _int_list(frames, "--frames"),
+        video=video,
+        device=device,
+        dtype=dtype,
+        new_tokens=new_tokens,
+        warmup=warmup,
+        repeats=repeats,
+        overhead=overhead,
+        flops=flops,
+        trace_dir=trace,
         progress=not json_,
     )
     if out is not None:

@@ -20,8 +20,8 @@ Stages, in the order they run
   ``proj``: ``n (g r)^2`` x D): FLOPs ``2 N_in W`` (one multiply-add per input element: a weighted
   sum/average; similarity matrices of matching reducers such as ToMe are NOT counted); bytes read the
   input grid and the auxiliary inputs the reducer declares, at the ViT grid (``cls_attn`` n*heads_v*g^2,
-  ``keys`` n*g^2*C, ``frame_global`` n*C), and write the ``N_out`` output tokens. Reducers are bandwidth-bound; extracting
-  the auxiliary signals from the ViT is not counted.
+  ``keys`` n*g^2*C, ``frame_global`` n*C), and write the ``N_out`` output tokens. Reducers are
+  bandwidth-bound; extracting the auxiliary signals from the ViT is not counted.
 - ``project`` pixel shuffle (a permute: no FLOPs; one read and one write of its input, although
   transformers' implementation copies twice) then LayerNorm(4C) + Linear(4C->D) + GELU + Linear(D->D) on
   the ``N_p`` tokens entering it: ``2 N_p (4C D + D^2)``.
@@ -194,14 +194,21 @@ def merge(ops: Sequence[Op], name: str | None = None) -> Op:
 def roofline(ops: Sequence[Op], gpu: str | GPUSpec) -> dict[str, Any]:
     """Lower-bound time of op groups: ``sum(max(flops_useful / peak, bytes / bandwidth))``.
 
-    ``compute_s`` / ``memory_s`` are the stage totals of the two terms; ``bound`` is the larger one's name.
+    ``compute_s`` / ``memory_s`` are the stage totals of the two terms; ``bound`` is the larger one's name
+    (None when there is no work).
     """
     g = get_gpu(gpu)
     compute = sum(o.flops_useful for o in ops) / g.peak_flops
     memory = sum(o.bytes for o in ops) / g.bandwidth
     predicted = sum(max(o.flops_useful / g.peak_flops, o.bytes / g.bandwidth) for o in ops)
-    return {"predicted_s": predicted, "compute_s": compute, "memory_s": memory,
-            "bound": "compute" if compute >= memory else "memory"}
+    return {"predicted_s": predicted, "compute_s": compute, "memory_s": memory, "bound": _bound(compute, memory)}
+
+
+def _bound(compute_s: float, memory_s: float) -> str | None:
+    """``compute`` or ``memory``, whichever term is larger; None for a stage with no work."""
+    if compute_s == memory_s == 0:
+        return None
+    return "compute" if compute_s >= memory_s else "memory"
 
 
 # --------------------------------------------------------------------------------------- model geometry
@@ -216,7 +223,7 @@ class Geometry:
     channels: int
     grid: int  # g = image / patch
     C: int
-    I: int
+    mlp_v: int  # I in the formulas
     layers_v: int
     heads_v: int
     attn_bias_v: bool
@@ -266,7 +273,7 @@ def geometry(cfg: Any) -> Geometry:
         raise SpecError(f"the {g}x{g} patch grid does not shuffle by downsample_ratio={r}")
     heads = t.num_attention_heads
     return Geometry(
-        image=image, patch=patch, channels=v.num_channels, grid=g, C=v.hidden_size, I=v.intermediate_size,
+        image=image, patch=patch, channels=v.num_channels, grid=g, C=v.hidden_size, mlp_v=v.intermediate_size,
         layers_v=v.num_hidden_layers, heads_v=v.num_attention_heads, attn_bias_v=bool(v.attention_bias),
         qk_norm_v=bool(v.use_qk_norm), norm_v=v.norm_type, final_norm_v=not v.use_mean_pooling,
         abs_pos_v=bool(v.use_absolute_position_embeddings), mask_token_v=bool(v.use_mask_token), ratio=r,
@@ -286,7 +293,7 @@ def _norm_params(kind: str, width: int) -> int:
 
 def vision_ops(geo: Geometry, images: int, b: float = 2) -> list[Op]:
     """InternViT over ``images`` tiles of ``image x image`` px: patch conv then ``layers_v`` layers on ``S`` tokens."""
-    n, g, C, I, S, p = images, geo.grid, geo.C, geo.I, geo.S, geo.patch
+    n, g, C, Im, S, p = images, geo.grid, geo.C, geo.mlp_v, geo.S, geo.patch
     cin = geo.channels * p * p
     conv_f = 2 * n * g * g * C * cin
     emb_w = cin * C + C + C + (C if geo.mask_token_v else 0) + (S * C if geo.abs_pos_v else 0)  # conv, cls, pos
@@ -298,8 +305,8 @@ def vision_ops(geo: Geometry, images: int, b: float = 2) -> list[Op]:
         linear("qkv", M, C, 3 * C, b, geo.attn_bias_v, extra_weights=norm + qk_norm),  # + layernorm_before
         Op("attention", 4 * n * S * S * C, 4 * n * S * S * C, 0, b * 4 * M * C),
         linear("attn_out", M, C, C, b, True, extra_weights=C),  # + lambda_1 (layer scale)
-        linear("mlp_fc1", M, C, I, b, True, extra_weights=norm),  # + layernorm_after
-        linear("mlp_fc2", M, I, C, b, True, extra_weights=C),  # + lambda_2
+        linear("mlp_fc1", M, C, Im, b, True, extra_weights=norm),  # + layernorm_after
+        linear("mlp_fc2", M, Im, C, b, True, extra_weights=C),  # + lambda_2
     ]
     ops = [embed] + [o.scaled(geo.layers_v) for o in per_layer]
     if geo.final_norm_v:
@@ -371,7 +378,8 @@ def decode_step_ops(geo: Geometry, cache: int, b: float = 2) -> list[Op]:
     lin = _llm_layer_linears(geo, 1, b)
     f = 4 * h * dh * keys
     attn = Op("attention", f, f, 0, b * (2 * h * dh + 2 * kv * dh * keys + 2 * kv * dh))  # q/o, cache read, write
-    return [Op("embed", 0, 0, 0, b * 2 * geo.D)] + [o.scaled(L) for o in [lin[0], attn, *lin[1:]]] + [lm_head_op(geo, b)]
+    layers = [o.scaled(L) for o in [lin[0], attn, *lin[1:]]]
+    return [Op("embed", 0, 0, 0, b * 2 * geo.D), *layers, lm_head_op(geo, b)]
 
 
 def generate_ops(geo: Geometry, P: int, new_tokens: int, b: float = 2) -> tuple[list[Op], list[list[Op]]]:
@@ -514,7 +522,7 @@ def estimate(
     cell: dict[str, Any] = {"model": name, "method": spec, "frames": frames, "tiles": tiles, "at": where,
                             "gpu": g_spec.name if g_spec else None}
 
-    g, pg, sh, s = geo.grid, geo.proj_grid, geo.shuffle, round(1 / geo.ratio)
+    g, pg, sh, side = geo.grid, geo.proj_grid, geo.shuffle, round(1 / geo.ratio)
     before = n * geo.tokens_per_tile
     stage_ops: dict[str, list[Op]] = {"vision": vision_ops(geo, n, b)}
     step, ordered = 1, True
@@ -528,9 +536,9 @@ def estimate(
             if hasattr(reducer, "block_for"):
                 bt, bh, bw = reducer.block_for(frames, g, g)
                 step = bt
-                if (g // bh) % s or (g // bw) % s:
+                if (g // bh) % side or (g // bw) % side:
                     raise ReducerError(f"{spec} at vit leaves a {g // bh}x{g // bw} grid per frame; the pixel "
-                                       f"shuffle needs sides divisible by {s}")
+                                       f"shuffle needs sides divisible by {side}")
             if out % sh:
                 raise ReducerError(f"{spec} at vit keeps {out} tokens, not a multiple of the pixel shuffle's {sh}")
             proj_in = visual = tiles * out // sh
@@ -589,11 +597,11 @@ def estimate(
               "bytes": sum(x.bytes for x in o), "weight_bytes": sum(x.weight_bytes for x in o)}
         if g_spec is not None:
             if s == "generate":
-                parts = [roofline(step, g_spec) for step in steps]
+                parts = [roofline(one, g_spec) for one in steps]
                 st |= {"predicted_s": sum(p["predicted_s"] for p in parts),
                        "compute_s": sum(p["compute_s"] for p in parts),
                        "memory_s": sum(p["memory_s"] for p in parts)}
-                st["bound"] = "compute" if st["compute_s"] >= st["memory_s"] and parts else "memory"
+                st["bound"] = _bound(st["compute_s"], st["memory_s"])
                 st["per_token_s"] = st["predicted_s"] / len(steps) if steps else 0.0
             else:
                 st |= roofline(o, g_spec)
@@ -659,7 +667,8 @@ def report(
         "conventions": {
             "flops": "FlopCounterMode: 2*M*N*K per matmul, conv 2*out*Cin*k^2, sdpa 4*B*h*Sq*Sk*d (full square); "
                      "elementwise ops not counted",
-            "flops_useful": "causal attention counted as the lower triangle (i+1 keys for query i); used by the roofline",
+            "flops_useful": "causal attention counted as the lower triangle (i+1 keys for query i); "
+                            "used by the roofline",
             "bytes": "lower bound: weights once per pass (per decode step for generate), matmul inputs/outputs once, "
                      "fused flash attention, elementwise ops fused, KV cache read by every decode step",
             "predicted_s": "lower bound: sum over op groups of max(flops_useful/peak_bf16_dense, bytes/bandwidth)",
@@ -701,19 +710,20 @@ def render(rep: dict[str, Any], console: Any = None) -> None:
     for c in rep["cells"]:
         if "error" in c:
             notes.append(f"[{len(notes) + 1}] {c['method']} @ {c['frames']} frames: {c['error']}")
-            table.add_row(c["method"], str(c["frames"]), *["—"] * (len(STAGES) + 4), f"[red]cannot run [{len(notes)}][/red]")
+            dashes = ["—"] * (len(STAGES) + 4)
+            table.add_row(c["method"], str(c["frames"]), *dashes, f"[red]cannot run [{len(notes)}][/red]")
             continue
         st, t = c["stages"], c["tokens"]
         if gpu:
-            val = lambda s: _fmt_s(st[s]["predicted_s"])
+            vals = [_fmt_s(st[s]["predicted_s"]) for s in STAGES]
             total = _fmt_s(c["totals"]["predicted_s"])
         else:
-            val = lambda s: f"{st[s]['flops_useful'] / 1e9:,.1f}"
+            vals = [f"{st[s]['flops_useful'] / 1e9:,.1f}" for s in STAGES]
             total = f"{c['totals']['flops_useful'] / 1e9:,.1f}"
         ctx = "ok" if c["fits_context"] else f"[red]> {c['max_position_embeddings']:,}[/red]"
         table.add_row(
             c["method"], str(c["frames"]), f"{t['visual_per_frame']:g}", f"{t['prompt']:,}",
-            *[val(s) for s in STAGES], total, f"{c['share']['vision_side']:.0%}", ctx,
+            *vals, total, f"{c['share']['vision_side']:.0%}", ctx,
         )
     console.print(table)
     for n in notes:

@@ -85,15 +85,21 @@ class VideoLLM(Method):
                 out = registry.create("identity")(TokenGrid(tokens))
             elif self.at == "vit":
                 with clock.stage("reduce"):
-                    grid = TokenGrid(vis.grid.unflatten(0, (n_tiles, T)), cls_attn=aux(vis.cls_attn),
-                                     keys=aux(vis.keys), frame_global=aux(vis.cls_out))
+                    grid = TokenGrid(
+                        vis.grid.unflatten(0, (n_tiles, T)),
+                        cls_attn=aux(vis.cls_attn),
+                        keys=aux(vis.keys),
+                        frame_global=aux(vis.cls_out),
+                    )
                     reduced = red(grid)
                     g = reduced.as_grid()  # [tiles, T', h', w', C]
                 with clock.stage("project"):
                     Tn, hn, wn = g.shape[1:4]
                     if hn % s or wn % s:
-                        raise SpecError(f"reducer {red.name!r} at vit left a {hn}x{wn} grid; the pixel shuffle needs "
-                                        f"sides divisible by {s}")
+                        raise SpecError(
+                            f"reducer {red.name!r} at vit left a {hn}x{wn} grid; the pixel shuffle needs "
+                            f"sides divisible by {s}"
+                        )
                     proj = bb.project(g.flatten(0, 1)).unflatten(0, (n_tiles, Tn))
                 # each projected token stands for an s x s group of reduced cells: report the group's first cell
                 rpos = reduced.pos.view(n_tiles, Tn, hn, wn, 3)[:, :, ::s, ::s]
@@ -113,8 +119,14 @@ class VideoLLM(Method):
                     if cls_attn is not None:  # [N, heads, h, w] -> [N, heads, h/s, w/s] (logit of the group's mass)
                         cls_attn = bb.pool_aux(cls_attn.permute(0, 2, 3, 1), "logsumexp").permute(0, 3, 1, 2)
                     keys = None if vis.keys is None else bb.pool_aux(vis.keys, "mean")
-                    out = red(TokenGrid(proj.unflatten(0, (n_tiles, T)), cls_attn=aux(cls_attn), keys=aux(keys),
-                                        frame_global=aux(vis.cls_out)))
+                    out = red(
+                        TokenGrid(
+                            proj.unflatten(0, (n_tiles, T)),
+                            cls_attn=aux(cls_attn),
+                            keys=aux(keys),
+                            frame_global=aux(vis.cls_out),
+                        )
+                    )
             embeds, pos, size, tile = _flatten_tiles(out)
             ordered = red is None or red.ordered
             if ordered:  # prompt order: by frame, then tile, keeping each tile's own order
@@ -122,24 +134,32 @@ class VideoLLM(Method):
                 order = torch.sort(key, stable=True).indices
                 embeds, pos, size, tile = embeds[order], pos[order], size[order], tile[order]
                 t_vals, counts = torch.unique_consecutive(pos[:, 0], return_counts=True)
-                groups = [(f"Frame{int(t) + 1}", int(c)) for t, c in zip(t_vals.tolist(), counts.tolist())]
+                groups = [(f"Frame{int(t) + 1}", int(c)) for t, c in zip(t_vals.tolist(), counts.tolist(), strict=True)]
             else:
                 groups = [("Video", int(embeds.shape[0]))]
         timings = {"decode": video.decode_s} if hasattr(video, "decode_s") else {}
         per_frame = (h // s) * (w // s)
-        return VisualTokens(embeds, pos, size, tile, groups, T, video.distinct_frames,
-                            per_frame * T * n_tiles, timings)
+        return VisualTokens(embeds, pos, size, tile, groups, T, video.distinct_frames, per_frame * T * n_tiles, timings)
 
     # ---------------------------------------------------------------------------------------- generate
 
-    def generate(self, tokens: VisualTokens, prompt: str, max_new_tokens: int = 16, *, min_new_tokens: int = 0,
-                 clock: StageClock | None = None) -> Generation:
+    def generate(
+        self,
+        tokens: VisualTokens,
+        prompt: str,
+        max_new_tokens: int = 16,
+        *,
+        min_new_tokens: int = 0,
+        clock: StageClock | None = None,
+    ) -> Generation:
         """Greedy answer. ``min_new_tokens == max_new_tokens`` fixes the decode length (timing mode)."""
         bb = self.backbone
         clock = clock or StageClock(bb.device)
         if max_new_tokens < 1 or not 0 <= min_new_tokens <= max_new_tokens:
-            raise SpecError(f"max_new_tokens={max_new_tokens}, min_new_tokens={min_new_tokens}; "
-                            "allowed: 1 <= max and 0 <= min <= max")
+            raise SpecError(
+                f"max_new_tokens={max_new_tokens}, min_new_tokens={min_new_tokens}; "
+                "allowed: 1 <= max and 0 <= min <= max"
+            )
         ids = bb.build_prompt(prompt, tokens.groups)
         limit = bb.config.text_config.max_position_embeddings
         if ids.shape[1] + max_new_tokens > limit:
@@ -180,7 +200,9 @@ class _Tokens:
 def _flatten_tiles(out) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Concatenate each tile's valid tokens: ([N, D], [N, 3], [N], tile [N])."""
     parts = [(out.x[b, :n], out.pos[b, :n], out.size[b, :n]) for b, n in enumerate(out.num_tokens)]
-    tile = torch.cat([torch.full((p[0].shape[0],), b, dtype=torch.long, device=p[0].device) for b, p in enumerate(parts)])
+    tile = torch.cat(
+        [torch.full((p[0].shape[0],), b, dtype=torch.long, device=p[0].device) for b, p in enumerate(parts)]
+    )
     return (torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]), torch.cat([p[2] for p in parts]), tile)
 
 

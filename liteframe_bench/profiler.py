@@ -129,8 +129,14 @@ def profile_cell(
         if name not in stage_runs:
             continue
         t = summarize(stage_runs[name], warmup, "cuda-events" if dev.type == "cuda" else "perf_counter")
-        stages[name] = {"median_s": t.median, "q25_s": t.q25, "q75_s": t.q75, "min_s": t.min, "max_s": t.max,
-                        "peak_bytes": peaks.get(name)}
+        stages[name] = {
+            "median_s": t.median,
+            "q25_s": t.q25,
+            "q75_s": t.q75,
+            "min_s": t.min,
+            "max_s": t.max,
+            "peak_bytes": peaks.get(name),
+        }
     if "generate" in stages and gen.new_tokens > 1:
         stages["generate"]["per_token_s"] = stages["generate"]["median_s"] / (gen.new_tokens - 1)
     e2e = summarize(wall, warmup, "perf_counter")
@@ -147,8 +153,11 @@ def profile_cell(
     }
     if overhead:
         base = statistics.median(plain)
-        cell["overhead"] = {"plain_median_s": base, "instrumented_median_s": e2e.median,
-                            "overhead_pct": 100 * (e2e.median - base) / base}
+        cell["overhead"] = {
+            "plain_median_s": base,
+            "instrumented_median_s": e2e.median,
+            "overhead_pct": 100 * (e2e.median - base) / base,
+        }
     if flops:
         clock = StageClock(dev, "flops")
         _e2e(method, video, frames, prompt, new_tokens, clock)
@@ -214,8 +223,17 @@ def run_profile(
             bar.set_postfix_str(f"{method.spec} @ {n} frames")
             row = {"method": method.spec}
             try:
-                row |= profile_cell(method, video, n, new_tokens=new_tokens, warmup=warmup, repeats=repeats,
-                                    overhead=overhead, flops=flops, trace_dir=trace_dir)
+                row |= profile_cell(
+                    method,
+                    video,
+                    n,
+                    new_tokens=new_tokens,
+                    warmup=warmup,
+                    repeats=repeats,
+                    overhead=overhead,
+                    flops=flops,
+                    trace_dir=trace_dir,
+                )
             except (LfbenchError, torch.OutOfMemoryError) as e:
                 row |= {"frames": n, "error": f"{type(e).__name__}: {e}"}
             cells.append(row)
@@ -224,10 +242,20 @@ def run_profile(
     return {
         "benchmark": "profile",
         "model": backbone.describe(),
-        "video": {"path": str(video), "frames": info.num_frames, "size": [info.width, info.height],
-                  "decoder": decoder_name()},
-        "settings": {"warmup": warmup, "repeats": repeats, "new_tokens": new_tokens, "min_new_tokens": new_tokens,
-                     "tiles": [1, 1], "caches": "none (timing mode)"},
+        "video": {
+            "path": str(video),
+            "frames": info.num_frames,
+            "size": [info.width, info.height],
+            "decoder": decoder_name(),
+        },
+        "settings": {
+            "warmup": warmup,
+            "repeats": repeats,
+            "new_tokens": new_tokens,
+            "min_new_tokens": new_tokens,
+            "tiles": [1, 1],
+            "caches": "none (timing mode)",
+        },
         "cells": cells,
         "machine": machine(device),
     }
@@ -238,7 +266,9 @@ def render(report: dict) -> None:
     from rich.table import Table
 
     m = report["model"]
-    table = Table(title=f"Stage latency (median ms) — {m['source']}, {m['dtype']} on {report['machine']['device_name']}")
+    table = Table(
+        title=f"Stage latency (median ms) — {m['source']}, {m['dtype']} on {report['machine']['device_name']}"
+    )
     for col in ("method", "frames", "vis. tokens", "prompt", *STAGES, "per tok", "end-to-end", "vision %"):
         table.add_column(col, justify="left" if col == "method" else "right")
     for c in report["cells"]:
@@ -246,15 +276,24 @@ def render(report: dict) -> None:
             table.add_row(c["method"], str(c["frames"]), f"[red]{c['error']}[/red]", *[""] * (len(STAGES) + 4))
             continue
         st = c["stages"]
-        ms = lambda k: f"{st[k]['median_s'] * 1e3:.1f}" if k in st and "median_s" in st[k] else "—"
+        ms = lambda k, st=st: f"{st[k]['median_s'] * 1e3:.1f}" if "median_s" in st.get(k, {}) else "—"
         per = st.get("generate", {}).get("per_token_s")
         e2e = c["end_to_end"]["median_s"]
         vis = st.get("vision", {}).get("median_s", 0.0)
-        table.add_row(c["method"], str(c["frames"]), str(c["visual_tokens"]), str(c["prompt_tokens"]),
-                      *[ms(k) for k in STAGES], f"{per * 1e3:.2f}" if per else "—", f"{e2e * 1e3:.1f}",
-                      f"{100 * vis / e2e:.0f}")
+        table.add_row(
+            c["method"],
+            str(c["frames"]),
+            str(c["visual_tokens"]),
+            str(c["prompt_tokens"]),
+            *[ms(k) for k in STAGES],
+            f"{per * 1e3:.2f}" if per else "—",
+            f"{e2e * 1e3:.1f}",
+            f"{100 * vis / e2e:.0f}",
+        )
     Console().print(table)
     over = [c["overhead"]["overhead_pct"] for c in report["cells"] if "overhead" in c]
     if over:
-        Console().print(f"profiler overhead on end-to-end time: median {statistics.median(over):+.2f}% "
-                        f"(range {min(over):+.2f}% .. {max(over):+.2f}%) over {len(over)} cells")
+        Console().print(
+            f"profiler overhead on end-to-end time: median {statistics.median(over):+.2f}% "
+            f"(range {min(over):+.2f}% .. {max(over):+.2f}%) over {len(over)} cells"
+        )

@@ -229,23 +229,32 @@ def _check_layout(path, image_size, tiles) -> tuple[int, int]:
     return int(tiles[0]), int(tiles[1])
 
 
-def _resize_uint8(chw: torch.Tensor, height: int, width: int) -> torch.Tensor:
-    """uint8 ``[..., 3, H, W]`` -> uint8 ``[..., 3, height, width]``, antialiased bicubic like PIL."""
-    if chw.shape[-2:] == (height, width):
-        return chw
-    return TF.resize(chw, [height, width], interpolation=TF.InterpolationMode.BICUBIC, antialias=True)
+def _resize_hwc(hwc: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """uint8 ``[..., H, W, 3]`` -> uint8 ``[..., height, width, 3]``, antialiased bicubic like PIL.
+
+    The resize runs on the channels-last view (``permute`` of HWC memory), torch's fast uint8 path; its output
+    is channels-last too, so the permute back to HWC is free.
+    """
+    if tuple(hwc.shape[-3:-1]) == (height, width):
+        return hwc
+    chw = hwc.movedim(-1, -3)
+    out = TF.resize(chw, [height, width], interpolation=TF.InterpolationMode.BICUBIC, antialias=True)
+    return out.movedim(-3, -1)
 
 
-def _normalise(frames_u8: torch.Tensor, rows: int, cols: int, size: int) -> torch.Tensor:
-    """uint8 ``[N, 3, rows*S, cols*S]`` -> float32 ``[rows*cols, N, 3, S, S]``, ImageNet-normalised."""
-    n = frames_u8.shape[0]
-    x = frames_u8.to(torch.float32).div_(255.0)
-    mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32).view(1, 3, 1, 1)
-    std = torch.tensor(IMAGENET_STD, dtype=torch.float32).view(1, 3, 1, 1)
-    x = x.sub_(mean).div_(std)
-    # [N, 3, rows, S, cols, S] -> [rows, cols, N, 3, S, S]: tile k = (k // cols, k % cols), row-major.
-    x = x.view(n, 3, rows, size, cols, size).permute(2, 4, 0, 1, 3, 5)
-    return x.reshape(rows * cols, n, 3, size, size).contiguous()
+def _normalise(hwc: torch.Tensor, rows: int, cols: int, size: int) -> torch.Tensor:
+    """uint8 ``[N, rows*S, cols*S, 3]`` -> float32 ``[rows*cols, N, 3, S, S]``, ImageNet-normalised.
+
+    One strided copy does the uint8 -> float conversion, the HWC -> CHW transpose and the tiling (tile
+    ``k = r * cols + c``, row-major); then ``x / 255``, ``- mean``, ``/ std`` in place, in the same order and
+    float32 arithmetic as ``ToTensor`` + ``Normalize``. Runs on ``hwc``'s device.
+    """
+    n = hwc.shape[0]
+    out = torch.empty((rows * cols, n, 3, size, size), dtype=torch.float32, device=hwc.device)
+    out.view(rows, cols, n, 3, size, size).copy_(hwc.view(n, rows, size, cols, size, 3).permute(1, 3, 0, 5, 2, 4))
+    mean = torch.tensor(IMAGENET_MEAN, dtype=torch.float32, device=hwc.device).view(1, 1, 3, 1, 1)
+    std = torch.tensor(IMAGENET_STD, dtype=torch.float32, device=hwc.device).view(1, 1, 3, 1, 1)
+    return out.div_(255.0).sub_(mean).div_(std)
 
 
 def preprocess(
@@ -254,14 +263,15 @@ def preprocess(
     """RGB uint8 frames ``[N, H, W, 3]`` -> float32 ``[rows*cols, N, 3, S, S]`` (what :func:`load_video` does).
 
     Resize to ``(rows*S, cols*S)`` with antialiased bicubic, scale to [0, 1], normalise with ImageNet
-    mean/std, then cut each frame into ``rows x cols`` tiles of ``S x S``, row-major.
+    mean/std, then cut each frame into ``rows x cols`` tiles of ``S x S``, row-major. Runs on the device of
+    ``frames`` (a numpy array stays on the CPU).
     """
     rows, cols = _check_layout("<frames>", image_size, tiles)
     t = torch.as_tensor(frames)
     if t.dtype != torch.uint8 or t.ndim != 4 or t.shape[-1] != 3 or t.shape[0] < 1:
         raise ValueError(f"frames must be uint8 [N>=1, H, W, 3], got {tuple(t.shape)} {t.dtype}")
-    chw = _resize_uint8(t.permute(0, 3, 1, 2), rows * image_size, cols * image_size)
-    return _normalise(chw, rows, cols, image_size)
+    hwc = _resize_hwc(t, rows * image_size, cols * image_size).contiguous()
+    return _normalise(hwc, rows, cols, image_size)
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -269,14 +279,16 @@ def preprocess(
 
 
 def _decode_wanted(path: Path, wanted: list[int], height: int, width: int, threads: int):
-    """Decode sequentially; return ({index: uint8 [3, height, width]}, frames decoded, last decoder error).
+    """Decode sequentially; return (uint8 [len(wanted), height, width, 3], frames decoded, last decoder error).
 
-    Stops after the largest wanted index. A packet the decoder rejects is skipped (FFmpeg's own behaviour),
-    so a damaged packet loses its frame instead of the whole video; the last such error is returned.
+    ``wanted``: sorted distinct indices; row ``j`` of the buffer holds frame ``wanted[j]`` (rows of frames that
+    never came stay unset). Stops after the last wanted index. A packet the decoder rejects is skipped
+    (FFmpeg's own behaviour), so a damaged packet loses its frame instead of the whole video; the last such
+    error is returned.
     """
-    want = set(wanted)
-    last = max(wanted)
-    got: dict[int, torch.Tensor] = {}
+    row = {index: j for j, index in enumerate(wanted)}
+    last = wanted[-1]
+    buf = torch.empty((len(wanted), height, width, 3), dtype=torch.uint8)
     decoded = 0
     error: Exception | None = None
     with _open(path) as container:
@@ -291,15 +303,16 @@ def _decode_wanted(path: Path, wanted: list[int], height: int, width: int, threa
                     error = e
                     continue
                 for frame in frames:
-                    if decoded in want:
-                        rgb = torch.from_numpy(frame.to_ndarray(format="rgb24")).permute(2, 0, 1)
-                        got[decoded] = _resize_uint8(rgb, height, width).contiguous()
+                    j = row.get(decoded)
+                    if j is not None:
+                        rgb = torch.from_numpy(frame.to_ndarray(format="rgb24"))
+                        buf[j].copy_(_resize_hwc(rgb, height, width))
                     decoded += 1
                     if decoded > last:
-                        return got, decoded, error
+                        return buf, decoded, error
         except av.FFmpegError as e:  # the demuxer itself failed: the rest of the file is unreadable
             error = e
-    return got, decoded, error
+    return buf, decoded, error
 
 
 def load_video(
@@ -316,6 +329,10 @@ def load_video(
     ``tiles=(1, 1)``: each frame resized to ``S x S`` (``S = image_size``). ``tiles=(rows, cols)``: each frame
     resized to ``(rows*S, cols*S)`` and cut into ``rows*cols`` tiles, row-major; ``pixel_values[k]`` is the
     clip of tile ``k`` over all frames. ``threads``: decoder threads (0 = FFmpeg's automatic choice).
+
+    Decoding, RGB conversion and resizing run on the CPU (uint8); the uint8 frames then move to ``device``,
+    where the float conversion, normalisation and tiling run (a quarter of the bytes to copy, and the float
+    work on the GPU when there is one).
 
     Indices come from :func:`sample_indices` over the probed frame count. If the stream ends early (the
     container declared more frames than decode), by at most ``max(FRAME_SLACK_MIN, 1%)`` frames, the video is
@@ -334,8 +351,9 @@ def load_video(
     total = info.num_frames
     for attempt in (0, 1):
         indices = sample_indices(total, int(num_frames))
-        got, decoded, error = _decode_wanted(path, indices, rows * image_size, cols * image_size, threads)
-        if decoded > max(indices):
+        wanted = sorted(set(indices))
+        buf, decoded, error = _decode_wanted(path, wanted, rows * image_size, cols * image_size, threads)
+        if decoded > wanted[-1]:
             break
         why = f" (decoder: {error})" if error is not None else ""
         if decoded == 0:
@@ -350,14 +368,16 @@ def load_video(
         total = decoded
         info = VideoInfo(**{**info.__dict__, "num_frames": decoded, "frames_from": "decode"})
 
-    stacked = torch.stack([got[i] for i in indices])  # repeated indices share one decoded frame
-    pixel_values = _normalise(stacked, rows, cols, image_size).to(device)
+    if len(wanted) != len(indices):  # repeated indices share one decoded frame
+        row = {index: j for j, index in enumerate(wanted)}
+        buf = buf.index_select(0, torch.tensor([row[i] for i in indices]))
+    pixel_values = _normalise(buf.to(device), rows, cols, image_size)
     if pixel_values.device.type == "cuda":
         torch.cuda.synchronize(pixel_values.device)
     return VideoClip(
         pixel_values=pixel_values,
         indices=indices,
-        distinct_frames=len(set(indices)),
+        distinct_frames=len(wanted),
         info=info,
         tiles=(rows, cols),
         image_size=int(image_size),

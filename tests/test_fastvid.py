@@ -9,7 +9,7 @@ from hypothesis import strategies as st
 
 import liteframe_bench as lfb
 from liteframe_bench import ReducerError, SpecError, TokenGrid
-from liteframe_bench.methods.reducers.fastvid import FastVID, anchor_plan, dyseg, frame_similarity
+from liteframe_bench.methods.reducers.fastvid import FastVID, _merge, anchor_plan, dyseg, frame_similarity
 from liteframe_bench.reduction import raster_index
 from liteframe_bench.testing import constant_grid, random_grid
 
@@ -313,3 +313,27 @@ def test_impossible_retain_names_the_parameter():
 def test_bad_parameters_are_spec_errors(spec, field):
     with pytest.raises(SpecError, match=f"{field}=.*allowed"):
         lfb.create(spec)
+
+
+def test_cpu_index_add_path_equals_the_dense_path():
+    # _merge sums a single long segment with index_add on CPU and batches of frames with a dense product
+    g = torch.Generator().manual_seed(6)
+    members = torch.randn(1, 30, 4, generator=g, dtype=torch.float64)
+    anchor_idx = torch.tensor([[[3, 7, 11], [20, 25, 29]]])  # [1, A=2, k=3]
+    anchors = members[0, anchor_idx[0]].unsqueeze(0)  # [1, 2, 3, 4]
+    unit = members / members.norm(dim=-1, keepdim=True)
+    cos = torch.einsum("gpc,gakc->gpak", unit, anchors / anchors.norm(dim=-1, keepdim=True))
+    valid = torch.rand(1, 30, generator=g) > 0.2
+    valid[0, anchor_idx.flatten()] = True
+    one = _merge(anchors, members, cos, valid, anchor_idx, 0.3)
+    two = _merge(*(t.expand(2, *t.shape[1:]) for t in (anchors, members, cos, valid, anchor_idx)), 0.3)
+    assert torch.allclose(one[0][0], two[0][1], atol=1e-12) and torch.equal(one[1][0], two[1][1])
+    # and by hand: w = max(1/(n+1), beta), anchor' = w * anchor + (1 - w) * mean(joined)
+    assign = cos.argmax(-1)[0]  # [P, A]
+    for a in range(2):
+        for j in range(3):
+            joined = [p for p in range(30) if valid[0, p] and assign[p, a] == j]
+            w = max(1 / (len(joined) + 1), 0.3)
+            mean = members[0, joined].mean(0) if joined else torch.zeros(4, dtype=torch.float64)
+            assert torch.allclose(one[0][0, a, j], w * anchors[0, a, j] + (1 - w) * mean, atol=1e-12)
+            assert int(one[1][0, a, j]) == len(joined) + (int(anchor_idx[0, a, j]) not in joined)

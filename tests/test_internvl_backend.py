@@ -31,11 +31,12 @@ def test_baseline_matches_plain_transformers(bb, clip):
     with torch.inference_mode():
         plain = bb.model(input_ids=ids, pixel_values=clip.pixel_values[0]).logits[:, -1]
         ours, _ = bb.prefill(bb.embed(ids, tokens.embeds))
-        reference = bb.model.generate(input_ids=ids, pixel_values=clip.pixel_values[0], max_new_tokens=6,
-                                      min_new_tokens=6, do_sample=False)
+        reference = bb.model.generate(
+            input_ids=ids, pixel_values=clip.pixel_values[0], max_new_tokens=6, min_new_tokens=6, do_sample=False
+        )
     assert torch.allclose(ours, plain, atol=1e-5)
     gen = method.generate(tokens, "Which colour?", 6, min_new_tokens=6)
-    assert gen.token_ids == reference[0, ids.shape[1]:].tolist()
+    assert gen.token_ids == reference[0, ids.shape[1] :].tolist()
     assert gen.prompt_tokens == ids.shape[1] and gen.new_tokens == 6
 
 
@@ -83,8 +84,16 @@ def test_pool_aux_follows_pixel_shuffle_grouping(bb):
     assert patches == {(2 * i + a, 2 * j + b) for a in (0, 1) for b in (0, 1)}
 
 
-@pytest.mark.parametrize("spec, per_frame", [("wap:ratio=16", 1), ("avgpool:ratio=4", 4), ("tome:ratio=4", 4),
-                                             ("prumerge:ratio=4", 4), ("visionzip:ratio=4", 4)])
+@pytest.mark.parametrize(
+    "spec, per_frame",
+    [
+        ("wap:ratio=16", 1),
+        ("avgpool:ratio=4", 4),
+        ("tome:ratio=4", 4),
+        ("prumerge:ratio=4", 4),
+        ("visionzip:ratio=4", 4),
+    ],
+)
 def test_reducers_feed_the_llm(bb, clip, spec, per_frame):
     method = build_method(spec, bb)
     tokens = method.encode(clip)

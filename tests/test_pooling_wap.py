@@ -4,10 +4,10 @@ import pytest
 import torch
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from liteframe_bench.methods.reducers.pooling import RATIO_BLOCKS, to_blocks
-from liteframe_bench.methods.reducers.wap import wap_weights
 
 import liteframe_bench as lfb
+from liteframe_bench.methods.reducers.pooling import RATIO_BLOCKS, to_blocks
+from liteframe_bench.methods.reducers.wap import wap_weights
 from liteframe_bench.testing import random_grid
 
 BLOCKS = st.tuples(st.sampled_from([1, 2, 4]), st.sampled_from([1, 2, 4]), st.sampled_from([1, 2]))

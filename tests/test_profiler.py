@@ -6,7 +6,6 @@ from pathlib import Path
 import pytest
 import torch
 
-import liteframe_bench as lfb
 from liteframe_bench.backends.internvl import InternVL3
 from liteframe_bench.cli import main
 from liteframe_bench.errors import ContextError
@@ -46,8 +45,19 @@ def test_time_fn_reports_median_and_spread():
 
 
 def test_profile_cells_stages_flops_trace_and_errors(video, tmp_path):
-    report = run_profile("tiny", ["baseline", "wap:ratio=16"], [4, 6], video=video, warmup=0, repeats=2,
-                         new_tokens=4, flops=True, overhead=True, trace_dir=tmp_path / "trace", progress=False)
+    report = run_profile(
+        "tiny",
+        ["baseline", "wap:ratio=16"],
+        [4, 6],
+        video=video,
+        warmup=0,
+        repeats=2,
+        new_tokens=4,
+        flops=True,
+        overhead=True,
+        trace_dir=tmp_path / "trace",
+        progress=False,
+    )
     cells = {(c["method"], c["frames"]): c for c in report["cells"]}
     base = cells[("baseline", 4)]
     assert set(base["stages"]) == set(STAGES) - {"reduce"}
@@ -81,8 +91,24 @@ def test_repeated_frames_are_recorded(video):
 
 
 def test_profile_cli_json(video, capsys):
-    rc = main(["profile", "--method", "baseline,avgpool:ratio=4", "--frames", "4", "--video", str(video),
-               "--repeats", "1", "--warmup", "0", "--new-tokens", "2", "--json"])
+    rc = main(
+        [
+            "profile",
+            "--method",
+            "baseline,avgpool:ratio=4",
+            "--frames",
+            "4",
+            "--video",
+            str(video),
+            "--repeats",
+            "1",
+            "--warmup",
+            "0",
+            "--new-tokens",
+            "2",
+            "--json",
+        ]
+    )
     assert rc == 0
     report = json.loads(capsys.readouterr().out)
     assert [c["method"] for c in report["cells"]] == ["baseline", "avgpool:ratio=4"]
@@ -90,12 +116,15 @@ def test_profile_cli_json(video, capsys):
     assert Path(report["video"]["path"]) == video
 
 
-@pytest.mark.parametrize("args, message", [
-    (["--frames", "8,x"], "comma-separated positive integers"),
-    (["--frames", "0"], "comma-separated positive integers"),
-    (["--method", "nosuch"], "unknown method or reducer 'nosuch'"),
-    (["--model", "internvl3-8b"], "size preset for counting on the meta device"),
-])
+@pytest.mark.parametrize(
+    "args, message",
+    [
+        (["--frames", "8,x"], "comma-separated positive integers"),
+        (["--frames", "0"], "comma-separated positive integers"),
+        (["--method", "nosuch"], "unknown method or reducer 'nosuch'"),
+        (["--model", "internvl3-8b"], "size preset for counting on the meta device"),
+    ],
+)
 def test_profile_cli_errors(args, message, capsys):
     assert main(["profile", *args]) == 2
     assert message in capsys.readouterr().err

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import math
 
-import liteframe_bench.methods  # noqa: F401  (registers the built-ins)
 import numpy as np
 import pytest
 import torch
@@ -12,6 +11,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 import liteframe_bench as lfb
+import liteframe_bench.methods  # noqa: F401  (registers the built-ins)
 from liteframe_bench import ReducerError, SpecError, TokenGrid
 from liteframe_bench.reduction import headwise_to_full_logits, raster_index
 from liteframe_bench.testing import constant_grid, random_grid

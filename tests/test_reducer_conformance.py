@@ -21,9 +21,19 @@ assert lfb.load_plugin_dir(_PLUGIN_DIR) == ["norm-topk"]
 
 NAMES = [e.name for e in lfb.entries("reducer")]
 # Non-default settings that change the contract (count, order, needs) are held to it too.
-VARIANTS = ["prumerge:variant=adaptive", "prumerge:variant=plus", "prumerge:extra_token=true", "prumerge:neighbors=0",
-            "tome:sort=false", "tome:metric=keys", "tome:tokens=64,clip=2", "wap:heads=weights", "subsample:pick=center",
-            "fastvid:retain=0.25", "avgpool:block=2x4x4"]
+VARIANTS = [
+    "prumerge:variant=adaptive",
+    "prumerge:variant=plus",
+    "prumerge:extra_token=true",
+    "prumerge:neighbors=0",
+    "tome:sort=false",
+    "tome:metric=keys",
+    "tome:tokens=64,clip=2",
+    "wap:heads=weights",
+    "subsample:pick=center",
+    "fastvid:retain=0.25",
+    "avgpool:block=2x4x4",
+]
 B, T, H, W, C = 2, 8, 16, 16, 64  # widths are multiples of 64 in real models (ToMe chunks by 64)
 
 

@@ -2,15 +2,15 @@
 
 from __future__ import annotations
 
-import liteframe_bench.methods  # noqa: F401  (registers the built-ins)
 import pytest
 import torch
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
-from liteframe_bench.methods.reducers.tome import bipartite_step, merge_schedule
 
 import liteframe_bench as lfb
+import liteframe_bench.methods  # noqa: F401  (registers the built-ins)
 from liteframe_bench import ReducerError, SpecError, TokenGrid
+from liteframe_bench.methods.reducers.tome import bipartite_step, merge_schedule
 from liteframe_bench.reduction import raster_index
 from liteframe_bench.testing import constant_grid, random_grid
 

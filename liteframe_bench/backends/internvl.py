@@ -109,21 +109,36 @@ class InternVL3:
     # ------------------------------------------------------------------------------------------- loading
 
     @classmethod
-    def load(cls, model: str = "tiny", device: str = "cpu", dtype: str | torch.dtype = "auto", seed: int = 0) -> InternVL3:
-        """``tiny`` (seeded random), or a local folder with InternVL3-*-hf weights."""
+    def load(
+        cls, model: str = "tiny", device: str = "cpu", dtype: str | torch.dtype = "auto", seed: int = 0
+    ) -> InternVL3:
+        """``tiny`` (seeded random), ``random:<preset>`` (a published size with random weights, for latency
+        only; its text is tokenised per character, so text-token counts run a little high), or a local folder
+        with InternVL3-*-hf weights."""
         from transformers import InternVLForConditionalGeneration
 
         dev = torch.device(device)
         dt = resolve_dtype(dtype, dev)
-        if model == "tiny":
+        if model == "tiny" or model.startswith("random:"):
+            preset = "tiny" if model == "tiny" else model.removeprefix("random:")
+            if preset not in PRESETS:
+                raise SpecError(
+                    f"model {model!r}: unknown preset {preset!r}; allowed: random:{', random:'.join(PRESETS)}"
+                )
             tok = tiny_tokenizer()
-            cfg = build_config("tiny", image_token_id=tok.convert_tokens_to_ids(IMG_CONTEXT))
-            cfg.text_config.vocab_size = 512
-            with torch.random.fork_rng(devices=[]):
+            cfg = build_config(preset, image_token_id=tok.convert_tokens_to_ids(IMG_CONTEXT))
+            with torch.random.fork_rng(devices=[dev] if dev.type == "cuda" else []):
                 torch.manual_seed(seed)
-                net = InternVLForConditionalGeneration(cfg)
+                default = torch.get_default_dtype()
+                torch.set_default_dtype(dt)  # build real sizes directly in the target dtype, on the device
+                try:
+                    with dev:
+                        net = InternVLForConditionalGeneration(cfg)
+                finally:
+                    torch.set_default_dtype(default)
             net.generation_config.pad_token_id = tok.pad_token_id
-            return cls(net.to(device=dev, dtype=dt), tok, source=f"tiny (random, seed {seed})", system_prompt=None)
+            source = f"{preset} (random weights, seed {seed}; character tokenizer)"
+            return cls(net.to(device=dev, dtype=dt), tok, source=source, system_prompt=None)
         path = Path(model).expanduser()
         if model in PRESETS and not path.exists():
             raise SpecError(
@@ -211,7 +226,11 @@ class InternVL3:
         """
         s = self.shuffle
         n, h, w = t.shape[:3]
-        g = t.reshape(n, h // s, s, w // s, s, *t.shape[3:]).transpose(2, 3).reshape(n, h // s, w // s, s * s, *t.shape[3:])
+        g = (
+            t.reshape(n, h // s, s, w // s, s, *t.shape[3:])
+            .transpose(2, 3)
+            .reshape(n, h // s, w // s, s * s, *t.shape[3:])
+        )
         return g.logsumexp(dim=3) if how == "logsumexp" else g.mean(dim=3)
 
     # -------------------------------------------------------------------------------------------- prompt

@@ -168,7 +168,8 @@ class FastVID(Reducer):
       tokens) whenever its anchor count equals n_ctx, which also happens in multi-frame segments when
       anchor_step = 1 or n_ctx = 1 (there, the non-anchor frames' tokens are then merged nowhere). Here a segment
       of one frame merges that frame's tokens and every longer segment merges all its frames' tokens into each
-      anchor frame's anchors, whatever anchor_step and n_ctx are. Identical for the defaults.
+      anchor frame's anchors, whatever anchor_step and n_ctx are. Identical whenever anchor_step >= 2
+      and n_ctx >= 2 (the defaults on any frame of 30 tokens or more).
     - DySeg asks for min(segments, T) - 1 lowest similarities (the original's topk fails when T < segments);
       cosine normalisation uses an eps, so constant or zero features stay finite.
     - Anchor counts are capped at the anchor frame's non-salient tokens (N - n_sal); the original's topk fails

@@ -6,10 +6,10 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 import torch
-from liteframe_bench.methods.reducers.pooling import BlockReducer, to_blocks
 from torch import Tensor
 
 from liteframe_bench import TokenGrid, register_reducer
+from liteframe_bench.methods.reducers.pooling import BlockReducer, to_blocks
 from liteframe_bench.reduction import compute_dtype, require
 
 
