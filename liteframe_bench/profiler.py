@@ -24,6 +24,21 @@ from liteframe_bench.timing import summarize
 STAGES = ("decode", "vision", "reduce", "project", "prefill", "generate")
 
 
+def flop_counter():
+    """A ``FlopCounterMode`` that also counts CPU SDPA.
+
+    torch 2.14's counter has no formula for ``aten._scaled_dot_product_flash_attention_for_cpu`` (it counts 0);
+    we count it with torch's own SDPA formula, the one it applies to the CUDA attention kernels.
+    """
+    from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
+
+    def cpu_sdpa(q, k, v, *args, out_shape=None, **kwargs):
+        return sdpa_flop_count(q, k, v)
+
+    mapping = {torch.ops.aten._scaled_dot_product_flash_attention_for_cpu: cpu_sdpa}
+    return FlopCounterMode(display=False, custom_mapping=mapping)
+
+
 class StageClock:
     """Accumulates per-stage seconds (``mode="time"``), or FLOPs (``mode="flops"``), or nothing (``"off"``)."""
 
@@ -45,9 +60,7 @@ class StageClock:
             return
         with torch.profiler.record_function(f"lfbench::{name}"):
             if self.mode == "flops":
-                from torch.utils.flop_counter import FlopCounterMode
-
-                with FlopCounterMode(display=False) as counter:
+                with flop_counter() as counter:
                     yield
                 self.flops[name] += counter.get_total_flops()
                 return
@@ -206,7 +219,7 @@ def run_profile(
     if not frames or any(f < 1 for f in frames):
         raise LfbenchError(f"frames={list(frames)} is invalid; allowed: positive integers, e.g. 8,64,512")
     backbone = InternVL3.load(model, device=device, dtype=dtype)
-    built = [build_method(spec, backbone) for spec in methods]  # fail fast on a bad spec
+    built = [(spec, build_method(spec, backbone)) for spec in methods]  # fail fast on a bad spec
     if video is None:
         from liteframe_bench.testing import moving_square_video
 
@@ -218,10 +231,10 @@ def run_profile(
     info = probe(video)
     cells = []
     bar = tqdm(total=len(built) * len(frames), desc="profile", disable=not progress, leave=False)
-    for method in built:
+    for spec, method in built:
         for n in frames:
             bar.set_postfix_str(f"{method.spec} @ {n} frames")
-            row = {"method": method.spec}
+            row = {"method": method.spec, "spec": spec}
             try:
                 row |= profile_cell(
                     method,

@@ -12,7 +12,7 @@ def main(profile_path: str, cost_path: str) -> None:
         if "error" in cell:
             print(f"{cell['method']:<16}{cell['frames']:>7}  error: {cell['error']}")
             continue
-        pred = predicted.get((cell["method"], cell["frames"]), {}).get("stages", {})
+        pred = predicted.get((cell["spec"], cell["frames"]), {}).get("stages", {})
         for stage, st in cell["stages"].items():
             measured = st["median_s"] * 1e3
             p = pred.get(stage, {}).get("predicted_s")

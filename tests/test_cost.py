@@ -8,27 +8,18 @@ import json
 
 import pytest
 import torch
-from torch.utils.flop_counter import FlopCounterMode, sdpa_flop_count
+from torch.utils.flop_counter import FlopCounterMode
 
 from liteframe_bench import cost
 from liteframe_bench.errors import SpecError
 from liteframe_bench.presets import build_config, meta_model, parameter_counts
+from liteframe_bench.profiler import flop_counter
 
 aten = torch.ops.aten
 
 
-def _cpu_sdpa(q, k, v, *args, out_shape=None, **kwargs):
-    return sdpa_flop_count(q, k, v)
-
-
-#: FlopCounterMode (torch 2.14) counts 0 for SDPA on CPU, whose kernel is
-#: aten._scaled_dot_product_flash_attention_for_cpu: count it with torch's own SDPA formula (the one it
-#: applies to the CUDA flash/efficient/cudnn kernels).
-CPU_SDPA = {aten._scaled_dot_product_flash_attention_for_cpu: _cpu_sdpa}
-
-
 def counted(fn, **kw) -> int:
-    with torch.no_grad(), FlopCounterMode(display=False, custom_mapping=CPU_SDPA) as fc:
+    with torch.no_grad(), flop_counter() as fc:
         fn(**kw)
     return fc.get_total_flops()
 
@@ -42,7 +33,7 @@ def rel(a: float, b: float) -> float:
 
 
 def test_cpu_sdpa_is_invisible_to_the_flop_counter_without_the_mapping():
-    """Why CPU_SDPA exists: if this starts failing, torch counts CPU SDPA itself and the mapping can go."""
+    """Why flop_counter() maps CPU SDPA: if this starts failing, torch counts it itself and the mapping can go."""
     q = torch.randn(1, 2, 8, 4)
     with FlopCounterMode(display=False) as fc:
         torch.nn.functional.scaled_dot_product_attention(q, q, q)

@@ -128,3 +128,47 @@ def test_profile_cli_json(video, capsys):
 def test_profile_cli_errors(args, message, capsys):
     assert main(["profile", *args]) == 2
     assert message in capsys.readouterr().err
+
+
+def test_profiler_flops_match_the_cost_model(video):
+    """Counted FLOPs per stage on the real tiny graph equal the analytic model's (same conventions)."""
+    from liteframe_bench import cost
+
+    report = run_profile(
+        "tiny", ["baseline"], [4], video=video, warmup=0, repeats=1, new_tokens=3, flops=True, progress=False
+    )
+    cell = report["cells"][0]
+    est = cost.estimate("tiny", "baseline", 4, new_tokens=3, fixed_text_tokens=0)
+    for stage in ("vision", "project"):
+        assert cell["stages"][stage]["flops"] == est["stages"][stage]["flops"], stage
+    assert cell["stages"]["prefill"]["flops"] > 0
+
+
+def test_cost_cli(capsys):
+    assert (
+        main(
+            [
+                "cost",
+                "--model",
+                "internvl3-8b",
+                "--method",
+                "baseline,wap:ratio=16",
+                "--frames",
+                "8,64,512",
+                "--gpu",
+                "h200",
+                "--json",
+            ]
+        )
+        == 0
+    )
+    rep = json.loads(capsys.readouterr().out)
+    cells = {(c["method"], c["frames"]): c for c in rep["cells"]}
+    assert abs(rep["model"]["vision_gflops_per_frame"] - 738) / 738 < 0.02
+    assert cells[("baseline", 512)]["fits_context"] is False and cells[("baseline", 64)]["fits_context"] is True
+    assert cells[("wap:ratio=16", 64)]["tokens"]["visual"] == 64 * 16
+    for c in rep["cells"]:
+        assert set(c["stages"]) >= {"vision", "project", "prefill", "generate"}
+        assert all(st["predicted_s"] > 0 for name, st in c["stages"].items() if name != "reduce")
+    assert main(["cost", "--gpu", "b200"]) == 2
+    assert "unknown GPU 'b200'" in capsys.readouterr().err
