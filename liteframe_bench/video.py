@@ -91,7 +91,8 @@ class VideoClip:
     ``pixel_values``: float32 ``[tiles, N, 3, S, S]`` (``tiles = rows * cols``), ImageNet-normalised.
     ``indices``: the decoded frame index used for each of the N frames (repeats when N exceeds what the video
     holds). ``decode_s``: wall seconds (``time.perf_counter``) for the whole of :func:`load_video`: probe,
-    open, decode, RGB conversion, resize, normalisation and the copy to ``device``.
+    open, decode, RGB conversion, resize, the copy to ``device``, normalisation and tiling (followed by a
+    ``torch.cuda.synchronize`` on a CUDA device, so the GPU work is inside the measured time).
     """
 
     pixel_values: torch.Tensor

@@ -154,6 +154,13 @@ def test_load_video_returns_the_sampled_frames(tmp_path, codec, ext, n):
     assert clip.info.num_frames == T
 
 
+def test_frame_width_without_aligned_rows(tmp_path):
+    """88 px wide RGB rows (264 bytes) are not SIMD-aligned: the decoder's line padding must not shear frames."""
+    path = write_video(tmp_path / "narrow.mp4", barcode_frames(T, 50, 88))
+    clip = load_video(path, 10, image_size=88)
+    assert read_barcodes(clip.pixel_values[0]) == clip.indices == sample_indices(T, 10)
+
+
 def test_clip_shapes_dtype_and_fields(barcode_mp4):
     clip = load_video(barcode_mp4, 5, image_size=56)
     assert isinstance(clip, VideoClip)

@@ -1,0 +1,151 @@
+"""lmms-eval model ``lfbench``: any registered method as an lmms-eval model, one code path for eval and sweep.
+
+Registered through the entry-point group ``lmms_eval.models`` (``lfbench = liteframe_bench.lmms_adapter:manifest``)::
+
+    lmms-eval --model lfbench --model_args method=wap:ratio=16,frames=64,model=tiny --tasks synth_tiny \\
+        --include_path $(python -c "import liteframe_bench.suites as s; print(s.__path__[0])")
+
+A spec with several parameters separates them with ``;`` (or quote the value):
+``method=prumerge:ratio=16;variant=plus``. Every sample's per-stage timings, token counts and error go to a
+sidecar JSONL (``sidecar=PATH`` or ``$LFBENCH_SIDECAR``; default ``lfbench_samples.jsonl``), one line per
+sample, flushed as it is written. A sample whose video is missing or unreadable (including built-in task
+helpers that call ``sys.exit()``) is answered with an empty string, counted wrong by the task's scorer, and
+its error recorded; the run goes on.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from pathlib import Path
+from typing import Any
+
+from lmms_eval.api.instance import GenerationResult, TokenCounts
+from lmms_eval.api.model import lmms
+
+from liteframe_bench import registry
+from liteframe_bench.errors import LfbenchError
+from liteframe_bench.profiler import StageClock
+
+MODEL_ID = "lfbench"
+SIDECAR_ENV = "LFBENCH_SIDECAR"
+
+
+def manifest():
+    """Entry-point payload for lmms-eval's model registry."""
+    from lmms_eval.models.registry_v2 import ModelManifest
+
+    return ModelManifest(model_id=MODEL_ID, simple_class_path="liteframe_bench.lmms_adapter.LfbenchModel")
+
+
+def _tiles(value: Any) -> tuple[int, int]:
+    text = str(value).lower()
+    rows, _, cols = text.partition("x")
+    if not (rows.isdigit() and cols.isdigit() and int(rows) >= 1 and int(cols) >= 1):
+        raise LfbenchError(f"tiles={value!r} is invalid; allowed: RxC, e.g. 1x1 or 2x2")
+    return int(rows), int(cols)
+
+
+class LfbenchModel(lmms):
+    """An lfbench method (backbone + optional reducer) answering lmms-eval ``generate_until`` requests."""
+
+    is_simple = True
+
+    def __init__(
+        self,
+        method: str = "baseline",
+        frames: int = 8,
+        model: str = "tiny",
+        device: str = "cpu",
+        dtype: str = "auto",
+        max_new_tokens: int = 16,
+        tiles: str = "1x1",
+        sidecar: str | None = None,
+        plugins: str | None = None,
+        run_id: str | None = None,
+        backbone: Any = None,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__()
+        from liteframe_bench.backends.internvl import InternVL3
+        from liteframe_bench.pipeline import build_method
+
+        if plugins:
+            registry.load_plugins(str(plugins).split(os.pathsep))
+        if int(frames) < 1 or int(max_new_tokens) < 1:
+            raise LfbenchError(f"frames={frames}, max_new_tokens={max_new_tokens}; allowed: positive integers")
+        self.frames = int(frames)
+        self.max_new_tokens = int(max_new_tokens)
+        self.backbone = backbone if backbone is not None else InternVL3.load(str(model), device=device, dtype=dtype)
+        self.method = build_method(str(method), self.backbone, tiles=_tiles(tiles))
+        self.run_id = run_id
+        self.sidecar = Path(sidecar or os.environ.get(SIDECAR_ENV) or "lfbench_samples.jsonl")
+        self.sidecar.parent.mkdir(parents=True, exist_ok=True)
+        self.ignored_args = sorted(kwargs)
+
+    def clean(self) -> None:
+        """lmms-eval's default deletes every nn.Module attribute; keep ours so the object can be reused."""
+
+    # ------------------------------------------------------------------------------------------------
+
+    def _video(self, doc_to_visual, doc) -> str:
+        try:
+            visuals = doc_to_visual(doc)
+        except SystemExit as e:  # some built-in helpers sys.exit() on a missing video
+            raise LfbenchError(f"the task's doc_to_visual exited ({e.code!r}): video missing") from None
+        except Exception as e:
+            raise LfbenchError(f"the task's doc_to_visual failed: {type(e).__name__}: {e}") from None
+        while isinstance(visuals, (list, tuple)):
+            if len(visuals) != 1:
+                raise LfbenchError(f"expected one video per sample, got {len(visuals)} visuals")
+            visuals = visuals[0]
+        if not isinstance(visuals, (str, os.PathLike)):
+            raise LfbenchError(f"expected a video path from doc_to_visual, got {type(visuals).__name__}")
+        return str(visuals)
+
+    def answer(self, context: str, doc_to_visual, doc, gen_kwargs: dict, *, task: str = "", doc_id: Any = None):
+        """One sample: returns (text, record) where record holds timings, token counts and any error."""
+        record: dict[str, Any] = {"task": task, "doc_id": doc_id, "method": self.method.spec, "frames": self.frames,
+                                  "run_id": self.run_id}
+        max_new = int(gen_kwargs.get("max_new_tokens") or self.max_new_tokens)
+        clock = StageClock(self.backbone.device)
+        t0 = time.perf_counter()
+        text = ""
+        try:
+            path = self._video(doc_to_visual, doc)
+            record["video"] = path
+            tokens = self.method.encode(path, self.frames, clock=clock)
+            gen = self.method.generate(tokens, context, max_new, clock=clock)
+            text = gen.text
+            record |= {"visual_tokens": tokens.num_tokens, "tokens_before": tokens.tokens_before,
+                       "distinct_frames": tokens.distinct_frames, "prompt_tokens": gen.prompt_tokens,
+                       "new_tokens": gen.new_tokens, "error": None}
+        except (LfbenchError, OSError) as e:
+            record["error"] = f"{type(e).__name__}: {e}"
+        record["timings"] = clock.results()
+        record["wall_s"] = time.perf_counter() - t0
+        record["prediction"] = text
+        return text, record
+
+    def generate_until(self, requests) -> list[GenerationResult]:
+        from tqdm.auto import tqdm
+
+        out: list[GenerationResult] = []
+        with self.sidecar.open("a") as log:
+            for req in tqdm(requests, desc=f"lfbench {self.method.spec} @ {self.frames}f", leave=False):
+                context, gen_kwargs, doc_to_visual, doc_id, task, split = req.args
+                doc = self.task_dict[task][split][doc_id]
+                text, record = self.answer(context, doc_to_visual, doc, dict(gen_kwargs or {}), task=task,
+                                           doc_id=doc_id)
+                log.write(json.dumps(record, default=str) + "\n")
+                log.flush()
+                counts = TokenCounts(input_tokens=record.get("prompt_tokens"), output_tokens=record.get("new_tokens"))
+                out.append(GenerationResult(text=text, token_counts=counts))
+        return out
+
+    def loglikelihood(self, requests):
+        raise NotImplementedError("the lfbench model answers generate_until tasks only (multiple choice by letter)")
+
+    def generate_until_multi_round(self, requests):
+        raise NotImplementedError("the lfbench model answers single-round generate_until tasks only")

@@ -1,0 +1,1 @@
+"""lmms-eval task folder: mlvu."""
