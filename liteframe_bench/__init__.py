@@ -7,7 +7,7 @@ Public API::
     out = reducer(lfb.TokenGrid(x, cls_attn=logits))
 """
 
-from liteframe_bench.errors import LfbenchError, PluginError, ReducerError, SpecError
+from liteframe_bench.errors import ContextError, LfbenchError, PluginError, ReducerError, SpecError, VideoError
 from liteframe_bench.interfaces import (
     AUX_INPUTS,
     INSERTION_POINTS,
@@ -35,6 +35,8 @@ __version__ = "0.1.0"
 
 __all__ = [
     "AUX_INPUTS",
+    "ContextError",
+    "VideoError",
     "INSERTION_POINTS",
     "Generation",
     "LfbenchError",

@@ -19,3 +19,7 @@ class PluginError(LfbenchError, ImportError):
 
 class ContextError(LfbenchError, ValueError):
     """A prompt is longer than the LLM's context (max_position_embeddings): the cell cannot run."""
+
+
+class VideoError(LfbenchError, ValueError):
+    """A video file cannot be used: missing, not a video, corrupt/truncated, no frames, or bad load parameters."""

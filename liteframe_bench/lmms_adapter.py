@@ -106,8 +106,13 @@ class LfbenchModel(lmms):
 
     def answer(self, context: str, doc_to_visual, doc, gen_kwargs: dict, *, task: str = "", doc_id: Any = None):
         """One sample: returns (text, record) where record holds timings, token counts and any error."""
-        record: dict[str, Any] = {"task": task, "doc_id": doc_id, "method": self.method.spec, "frames": self.frames,
-                                  "run_id": self.run_id}
+        record: dict[str, Any] = {
+            "task": task,
+            "doc_id": doc_id,
+            "method": self.method.spec,
+            "frames": self.frames,
+            "run_id": self.run_id,
+        }
         max_new = int(gen_kwargs.get("max_new_tokens") or self.max_new_tokens)
         clock = StageClock(self.backbone.device)
         t0 = time.perf_counter()
@@ -118,9 +123,14 @@ class LfbenchModel(lmms):
             tokens = self.method.encode(path, self.frames, clock=clock)
             gen = self.method.generate(tokens, context, max_new, clock=clock)
             text = gen.text
-            record |= {"visual_tokens": tokens.num_tokens, "tokens_before": tokens.tokens_before,
-                       "distinct_frames": tokens.distinct_frames, "prompt_tokens": gen.prompt_tokens,
-                       "new_tokens": gen.new_tokens, "error": None}
+            record |= {
+                "visual_tokens": tokens.num_tokens,
+                "tokens_before": tokens.tokens_before,
+                "distinct_frames": tokens.distinct_frames,
+                "prompt_tokens": gen.prompt_tokens,
+                "new_tokens": gen.new_tokens,
+                "error": None,
+            }
         except (LfbenchError, OSError) as e:
             record["error"] = f"{type(e).__name__}: {e}"
         record["timings"] = clock.results()
@@ -136,8 +146,9 @@ class LfbenchModel(lmms):
             for req in tqdm(requests, desc=f"lfbench {self.method.spec} @ {self.frames}f", leave=False):
                 context, gen_kwargs, doc_to_visual, doc_id, task, split = req.args
                 doc = self.task_dict[task][split][doc_id]
-                text, record = self.answer(context, doc_to_visual, doc, dict(gen_kwargs or {}), task=task,
-                                           doc_id=doc_id)
+                text, record = self.answer(
+                    context, doc_to_visual, doc, dict(gen_kwargs or {}), task=task, doc_id=doc_id
+                )
                 log.write(json.dumps(record, default=str) + "\n")
                 log.flush()
                 counts = TokenCounts(input_tokens=record.get("prompt_tokens"), output_tokens=record.get("new_tokens"))

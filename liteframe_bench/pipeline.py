@@ -164,8 +164,8 @@ class VideoLLM(Method):
         limit = bb.config.text_config.max_position_embeddings
         if ids.shape[1] + max_new_tokens > limit:
             raise ContextError(
-                f"prompt of {ids.shape[1]} tokens ({tokens.num_tokens} visual) + {max_new_tokens} new tokens exceeds the "
-                f"LLM context of {limit} (max_position_embeddings); use fewer frames or a reducer"
+                f"prompt of {ids.shape[1]} tokens ({tokens.num_tokens} visual) + {max_new_tokens} new tokens exceeds "
+                f"the LLM context of {limit} (max_position_embeddings); use fewer frames or a reducer"
             )
         fixed = min_new_tokens == max_new_tokens
         new: list[Tensor] = []

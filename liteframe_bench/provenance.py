@@ -57,6 +57,14 @@ def versions() -> dict[str, str | None]:
     return out
 
 
+def _decoder() -> str | None:
+    try:
+        from liteframe_bench.video import decoder_name
+    except ImportError:
+        return None
+    return decoder_name()
+
+
 def machine(device: str | torch.device = "cpu") -> dict[str, object]:
     """A provenance record for a measurement on ``device``."""
     return {
@@ -64,5 +72,6 @@ def machine(device: str | torch.device = "cpu") -> dict[str, object]:
         "device_name": device_name(device),
         "platform": platform.platform(),
         "git_sha": git_sha(),
+        "video_decoder": _decoder(),
         "versions": versions(),
     }

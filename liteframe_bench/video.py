@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from torchvision.transforms.v2 import functional as TF
 
-from liteframe_bench.errors import LfbenchError
+from liteframe_bench.errors import LfbenchError, VideoError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
@@ -54,10 +54,6 @@ DEFAULT_CODEC = "mpeg4"
 #: (edit lists, a dropped leading B-frame); a file cut short loses far more.
 FRAME_SLACK_MIN = 2
 FRAME_SLACK_FRAC = 0.01
-
-
-class VideoError(LfbenchError, ValueError):
-    """A video file cannot be used: missing, not a video, corrupt/truncated, no frames, or bad load parameters."""
 
 
 def _err(path: str | os.PathLike, reason: str, expected: str) -> VideoError:
@@ -133,9 +129,11 @@ def _check_file(path: Path) -> None:
 def _open(path: Path) -> av.container.InputContainer:
     try:
         return av.open(str(path), mode="r")
+    except OSError as e:  # includes av's PermissionError etc. (FFmpegError subclasses that are OSErrors)
+        raise _err(path, f"cannot open ({e})", "expected a readable video file") from e
     except av.FFmpegError as e:
         raise _err(path, f"not a video or corrupt/truncated container ({e})", "expected a readable video file") from e
-    except (OSError, UnicodeDecodeError) as e:
+    except UnicodeDecodeError as e:
         raise _err(path, f"cannot open ({e})", "expected a readable video file") from e
 
 
