@@ -40,7 +40,7 @@ import numpy as np
 import torch
 from torchvision.transforms.v2 import functional as TF
 
-from liteframe_bench.errors import LfbenchError, VideoError
+from liteframe_bench.errors import VideoError
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
