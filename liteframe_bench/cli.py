@@ -236,6 +236,145 @@ def eval_cmd(
         evaluate.render(summary)
 
 
+results_app = typer.Typer(help="Inspect, export and merge results folders.", no_args_is_help=True)
+app.add_typer(results_app, name="results")
+
+
+@app.command("sweep")
+def sweep_cmd(
+    methods: Annotated[
+        str | None, typer.Option(help="Comma-separated specs (default: baseline + every reducer).")
+    ] = None,
+    frames: Annotated[str, typer.Option(help="Comma-separated frame counts.")] = "8,64,512",
+    suites: Annotated[str, typer.Option(help="Comma-separated suites (lmms-eval task names).")] = "synth_tiny",
+    model: Annotated[str, typer.Option(help="tiny, random:<preset> or a local InternVL3-*-hf folder.")] = "tiny",
+    out: Annotated[Path, typer.Option(help="Results folder (rerun the same command to resume).")] = Path(
+        "results/sweep"
+    ),
+    device: Annotated[str, typer.Option(help="cpu or cuda[:N].")] = "cpu",
+    dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16, float16.")] = "auto",
+    limit: Annotated[int | None, typer.Option(min=1, help="Only the first N samples of each suite.")] = None,
+    timing_samples: Annotated[int, typer.Option(min=0, help="Videos per cell timed in timing mode.")] = 2,
+    warmup: Annotated[int, typer.Option(min=0, help="Untimed runs per timed video.")] = 1,
+    repeats: Annotated[int, typer.Option(min=1, help="Timed runs per timed video.")] = 3,
+    new_tokens: Annotated[int, typer.Option(min=1, help="Fixed decode length in timing mode.")] = 16,
+    shard: Annotated[
+        str, typer.Option(help="i/n: run every n-th cell starting at i (merge with `results merge`).")
+    ] = "0/1",
+    seed: Annotated[int, typer.Option(help="Seed for the tiny model and lmms-eval.")] = 0,
+    json_: JsonOpt = False,
+) -> None:
+    """Accuracy (lmms-eval) and latency (profiler, timing mode) for every method x frames x suite cell."""
+    from liteframe_bench import sweep
+
+    cfg = sweep.SweepConfig(
+        methods=registry.split_specs(methods) if methods else sweep.default_methods(),
+        frames=_int_list(frames, "--frames"),
+        suites=[s for s in suites.split(",") if s],
+        out=str(out),
+        model=model,
+        device=device,
+        dtype=dtype,
+        limit=limit,
+        timing_samples=timing_samples,
+        warmup=warmup,
+        repeats=repeats,
+        new_tokens=new_tokens,
+        shard=sweep.parse_shard(shard),
+        seed=seed,
+    )
+    summary = sweep.run_sweep(cfg, progress=not json_)
+    if json_:
+        _print_json(summary)
+    else:
+        typer.echo(
+            f"{summary['out']}: {summary['ran']} cells run, {summary['skipped_done']} already done, "
+            f"{len(summary['errors'])} could not run"
+        )
+        for e in summary["errors"]:
+            typer.echo(f"  {e['method']} @ {e['frames']} frames on {e['suite']}: {e['reason']}")
+
+
+@results_app.command("show")
+def results_show_cmd(
+    directory: Annotated[Path, typer.Argument(help="A results folder.")],
+    samples: Annotated[bool, typer.Option(help="List per-sample rows instead of cells.")] = False,
+    json_: JsonOpt = False,
+) -> None:
+    """List the cells (or samples) of a results folder."""
+    from liteframe_bench.results import ResultsDir
+
+    cells, rows = ResultsDir(directory).load()
+    df = rows if samples else cells
+    if json_:
+        sys.stdout.write(df.to_json(orient="records", indent=2) + "\n")
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    cols = (
+        ["method", "frames", "suite", "doc_id", "prediction", "target", "correct", "error"]
+        if samples
+        else [
+            "method",
+            "frames",
+            "suite",
+            "status",
+            "accuracy",
+            "n_samples",
+            "n_errors",
+            "visual_tokens",
+            "lat_vision_s",
+            "lat_prefill_s",
+            "lat_e2e_s",
+            "reason",
+        ]
+    )
+    table = Table(title=f"{directory} — {len(df)} {'samples' if samples else 'cells'}")
+    for c in cols:
+        table.add_column(c, overflow="fold")
+    import pandas as pd
+
+    fmt = lambda v: "" if pd.isna(v) else f"{v:.4g}" if isinstance(v, float) else str(v)
+    for _, r in df.sort_values(["suite", "method", "frames"]).iterrows():
+        table.add_row(*[fmt(r[c]) for c in cols])
+    Console().print(table)
+
+
+@results_app.command("export")
+def results_export_cmd(
+    directory: Annotated[Path, typer.Argument(help="A results folder.")],
+    out: Annotated[
+        Path | None, typer.Option(help="Folder for cells.csv and samples.csv (default DIR/exports).")
+    ] = None,
+) -> None:
+    """Write the cells and samples tables as CSV."""
+    from liteframe_bench.results import ResultsDir
+
+    cells, rows = ResultsDir(directory).load()
+    dest = out or directory / "exports"
+    dest.mkdir(parents=True, exist_ok=True)
+    cells.to_csv(dest / "cells.csv", index=False)
+    rows.to_csv(dest / "samples.csv", index=False)
+    typer.echo(f"wrote {dest / 'cells.csv'} ({len(cells)} rows) and {dest / 'samples.csv'} ({len(rows)} rows)")
+
+
+@results_app.command("merge")
+def results_merge_cmd(
+    sources: Annotated[list[Path], typer.Argument(help="Shard folders to join.")],
+    out: Annotated[Path, typer.Option(help="Destination folder.")],
+    json_: JsonOpt = False,
+) -> None:
+    """Join shard results folders into one (finished cells only; duplicates kept once)."""
+    from liteframe_bench.results import merge
+
+    counts = merge(sources, out)
+    if json_:
+        _print_json(counts)
+    else:
+        typer.echo(f"{out}: {counts['copied']} cells copied, {counts['skipped_duplicates']} duplicates skipped")
+
+
 def main(argv: list[str] | None = None) -> int:
     """Console-script entry: lfbench errors become one clear line on stderr and exit code 2."""
     try:

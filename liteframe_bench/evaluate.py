@@ -1,6 +1,7 @@
 """``lfbench eval``: accuracy through lmms-eval's own ``simple_evaluate``, offline, with lfbench's task folders.
 
-A thin front: it sets the include path to ``liteframe_bench.suites`` (built-in lmms-eval tasks are not indexed),
+A thin front: it sets the include path to ``liteframe_bench.suites`` plus the folders in ``$LFBENCH_TASKS`` (built-in
+lmms-eval tasks are not indexed: offline they cannot load),
 forces offline mode (``HF_HUB_OFFLINE=1``, ``HF_DATASETS_OFFLINE=1``), builds the ``lfbench`` lmms-eval model
 for each (method, frames) and writes lmms-eval's results plus the per-sample sidecar to ``out``.
 """
@@ -24,10 +25,22 @@ def suites_path() -> Path:
     return Path(suites.__file__).parent
 
 
+TASKS_ENV = "LFBENCH_TASKS"
+
+
+def include_paths() -> list[str]:
+    """lfbench's suites plus any task folders in ``$LFBENCH_TASKS`` (``os.pathsep``-separated)."""
+    extra = [p for p in os.environ.get(TASKS_ENV, "").split(os.pathsep) if p]
+    for p in extra:
+        if not Path(p).is_dir():
+            raise LfbenchError(f"${TASKS_ENV} entry {p!r} is not a folder of lmms-eval task YAMLs")
+    return [str(suites_path()), *extra]
+
+
 def task_manager():
     from lmms_eval.tasks import TaskManager
 
-    return TaskManager(include_path=str(suites_path()), include_defaults=False)
+    return TaskManager(include_path=include_paths(), include_defaults=False, verbosity="WARNING")
 
 
 def list_tasks() -> list[str]:

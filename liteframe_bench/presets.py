@@ -18,6 +18,7 @@ from liteframe_bench.errors import SpecError
 
 VOCAB = 151_674
 IMAGE_TOKEN_ID = 151_667  # <IMG_CONTEXT> in InternVL3's tokenizer
+TINY_VOCAB = 105  # the tiny character tokenizer's size (backends.internvl.tiny_tokenizer): every id decodes
 
 
 @dataclass(frozen=True)
@@ -80,7 +81,7 @@ PRESETS: dict[str, Preset] = {
                 "num_attention_heads": 2,
                 "num_key_value_heads": 1,
                 "intermediate_size": 128,
-                "vocab_size": 512,
+                "vocab_size": TINY_VOCAB,
                 "max_position_embeddings": 32_768,
                 "rope_theta": 10_000.0,
                 "tie_word_embeddings": False,

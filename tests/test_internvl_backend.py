@@ -130,3 +130,10 @@ def test_model_errors(tmp_path):
         InternVL3.load(str(tmp_path))
     with pytest.raises(lfb.SpecError, match="dtype='fp8' is invalid"):
         InternVL3.load("tiny", dtype="fp8")
+
+
+def test_tiny_vocab_is_the_tokenizer():
+    from liteframe_bench.backends.internvl import tiny_tokenizer
+    from liteframe_bench.presets import TINY_VOCAB
+
+    assert len(tiny_tokenizer()) == TINY_VOCAB

@@ -1,0 +1,602 @@
+"""Latency/accuracy Pareto analysis of a results folder: points, frontiers, bootstrap intervals, budget tables.
+
+Pure functions over the results store's DataFrames (``ResultsDir(dir).load() -> (cells, samples)``); no
+plotting here (see :mod:`liteframe_bench.plots`).
+
+Definitions
+-----------
+- **Point**: one cell with ``status == "ok"`` of one suite. ``latency`` is a cell latency column (default
+  ``lat_e2e_s``, the median end-to-end wall time of the timing runs; ``lat_total_s`` or one stage such as
+  ``lat_vision_s`` also work), ``accuracy`` is the cell's ``accuracy`` (mean per-sample correctness in [0, 1]).
+  A cell without a finite latency (an accuracy-only run) or accuracy is listed under ``no_latency`` /
+  ``no_accuracy``, never drawn; a cell that could not run (``status != "ok"``) is listed under ``errors`` with
+  its reason.
+- **Dominance**: minimise latency, maximise accuracy. ``a`` dominates ``b`` when ``a.latency <= b.latency``
+  and ``a.accuracy >= b.accuracy`` with at least one strict. The frontier is the set of non-dominated points;
+  two points with identical (latency, accuracy) do not dominate each other and are both on it. Points and the
+  frontier are ordered by (latency ascending, accuracy descending, method, frames): deterministic.
+- **Bootstrap interval** on accuracy: resample a cell's per-sample ``correct`` with replacement
+  (``n_boot`` resamples, default 1000), percentile interval at ``confidence`` (default 95%). A sample whose
+  ``correct`` is NaN (unscorable) or that errored **counts as wrong (0)** and stays in the denominator: the
+  interval is about the same quantity as ``accuracy`` (a mean over every sample of the cell). When the cell's
+  ``accuracy`` differs from that per-sample mean, the analysis carries a warning naming the cell. Each cell
+  draws from its own ``numpy.random.Generator`` seeded by ``(seed, suite, method, frames)``, so a point's
+  interval does not change when other cells are added.
+- **Average over suites**: for each (method, frames) with an ok cell in every analysed suite, accuracy = mean
+  of the per-suite accuracies, latency = mean of the per-suite latencies; the interval is a stratified
+  bootstrap (resample within each suite, average the suite means). (method, frames) pairs missing or failed in
+  some suite are listed under ``missing`` with the suites and reasons (and the sweep that would fill them).
+- **Budget table**: for each latency budget, the most accurate point with ``latency <= budget`` (ties: lower
+  latency, then method, then frames). Budgets are given, or a 1-2-5 grid (…, 0.1, 0.2, 0.5, 1, 2, …
+  seconds) spanning every point's latency.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import os
+import shlex
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from liteframe_bench.errors import LfbenchError, SpecError
+from liteframe_bench.results import CELL_COLUMNS, ResultsDir
+
+#: Cell columns that can serve as the latency axis.
+LATENCY_COLUMNS: tuple[str, ...] = tuple(c for c in CELL_COLUMNS if c.startswith("lat_") and c.endswith("_s"))
+#: Name of the average-over-suites section.
+AVERAGE = "average"
+#: How unscorable/errored samples enter accuracy and its interval.
+NAN_POLICY = "a sample with NaN correctness (unscorable or errored) counts as wrong (0) and stays in the denominator"
+
+POINT_KEYS = ("method", "frames", "latency", "accuracy", "ci_low", "ci_high", "n", "dominated")
+
+
+# --------------------------------------------------------------------------------------------- frontier
+
+
+def dominated_mask(latency: Sequence[float], accuracy: Sequence[float]) -> np.ndarray:
+    """``True`` where a point is dominated (another is at least as good in both and strictly better in one).
+
+    Minimise latency, maximise accuracy. Points with identical coordinates do not dominate each other.
+    NaN coordinates are not allowed (filter them first). O(n log n).
+    """
+    lat = np.asarray(latency, dtype=float)
+    acc = np.asarray(accuracy, dtype=float)
+    if lat.shape != acc.shape or lat.ndim != 1:
+        raise ValueError(f"latency and accuracy must be 1-d of one length, got {lat.shape} and {acc.shape}")
+    if np.isnan(lat).any() or np.isnan(acc).any():
+        raise ValueError("dominated_mask: NaN latency or accuracy; drop those points first")
+    out = np.ones(lat.shape, dtype=bool)
+    order = np.lexsort((-acc, lat))  # latency ascending, accuracy descending
+    best_before = -np.inf  # best accuracy among points with strictly lower latency
+    i = 0
+    while i < len(order):
+        j = i
+        while j < len(order) and lat[order[j]] == lat[order[i]]:
+            j += 1
+        group = order[i:j]
+        top = acc[group].max()
+        if top > best_before:
+            out[group[acc[group] == top]] = False
+        best_before = max(best_before, top)
+        i = j
+    return out
+
+
+def sort_points(df: pd.DataFrame) -> pd.DataFrame:
+    """Deterministic order: latency ascending, accuracy descending, method, frames."""
+    if df.empty:
+        return df.reset_index(drop=True)
+    key = df.assign(_neg_acc=-df["accuracy"])
+    order = key.sort_values(["latency", "_neg_acc", "method", "frames"], kind="mergesort").index
+    return df.loc[order].reset_index(drop=True)
+
+
+def frontier(df: pd.DataFrame) -> pd.DataFrame:
+    """``df`` (columns ``latency``, ``accuracy``, ``method``, ``frames``) sorted, with a ``dominated`` column."""
+    df = sort_points(df.copy())
+    df["dominated"] = dominated_mask(df["latency"].to_numpy(float), df["accuracy"].to_numpy(float)) if len(df) else []
+    return df
+
+
+# -------------------------------------------------------------------------------------------- bootstrap
+
+
+def scores(correct: Iterable[float]) -> np.ndarray:
+    """Per-sample correctness as floats with NaN counted as wrong (see :data:`NAN_POLICY`)."""
+    x = np.asarray(list(correct) if not isinstance(correct, (np.ndarray, pd.Series)) else correct, dtype=float)
+    return np.nan_to_num(x, nan=0.0)
+
+
+def bootstrap_means(values: Sequence[float], *, n_boot: int = 1000, rng: np.random.Generator | None = None,
+                    seed: Any = 0) -> np.ndarray:
+    """``n_boot`` means of resamples (with replacement, same size) of ``values`` (NaN counted as 0).
+
+    Empty ``values`` give an array of NaN. Memory is bounded by drawing in chunks.
+    """
+    if n_boot < 1:
+        raise SpecError(f"n_boot={n_boot!r} is invalid; allowed: a positive integer")
+    x = scores(values)
+    rng = rng if rng is not None else np.random.default_rng(seed)
+    if x.size == 0:
+        return np.full(n_boot, np.nan)
+    out = np.empty(n_boot)
+    chunk = max(1, min(n_boot, 4_000_000 // x.size))
+    for s in range(0, n_boot, chunk):
+        k = min(chunk, n_boot - s)
+        out[s : s + k] = x[rng.integers(0, x.size, size=(k, x.size))].mean(axis=1)
+    return out
+
+
+def percentile_interval(means: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
+    """The percentile interval of bootstrap means (NaN, NaN when they are NaN)."""
+    if not 0 < confidence < 1:
+        raise SpecError(f"confidence={confidence!r} is invalid; allowed: a number in (0, 1)")
+    if means.size == 0 or np.isnan(means).any():
+        return math.nan, math.nan
+    a = (1 - confidence) / 2
+    lo, hi = np.quantile(means, [a, 1 - a])
+    return float(lo), float(hi)
+
+
+def bootstrap_ci(correct: Sequence[float], *, n_boot: int = 1000, confidence: float = 0.95,
+                 seed: Any = 0) -> tuple[float, float]:
+    """95% (``confidence``) percentile bootstrap interval of mean correctness; NaN counts as wrong."""
+    return percentile_interval(bootstrap_means(correct, n_boot=n_boot, seed=seed), confidence)
+
+
+def stratified_bootstrap_ci(groups: Sequence[Sequence[float]], *, n_boot: int = 1000, confidence: float = 0.95,
+                            seed: Any = 0) -> tuple[float, float]:
+    """Interval of the mean over groups (suites) of per-group mean correctness: resample within each group."""
+    if not groups:
+        return math.nan, math.nan
+    rng = np.random.default_rng(seed)
+    means = np.mean([bootstrap_means(g, n_boot=n_boot, rng=rng) for g in groups], axis=0)
+    return percentile_interval(means, confidence)
+
+
+def cell_seed(seed: int, *key: Any) -> list[int]:
+    """Seed material for one cell's Generator: the user's seed plus a stable hash of the cell's key."""
+    h = hashlib.sha256("\x1f".join(map(str, key)).encode()).digest()
+    return [int(seed), int.from_bytes(h[:8], "little")]
+
+
+# ---------------------------------------------------------------------------------------------- budgets
+
+
+def auto_budgets(latencies: Iterable[float]) -> list[float]:
+    """A 1-2-5 grid of budgets (seconds) from the smallest latency up to the first value covering the largest."""
+    lat = np.asarray([x for x in latencies if x is not None and np.isfinite(x) and x > 0], dtype=float)
+    if lat.size == 0:
+        return []
+    lo, hi = lat.min(), lat.max()
+    out: list[float] = []
+    e = math.floor(math.log10(lo))
+    while True:
+        for m in (1, 2, 5):
+            b = float(f"{m * 10.0**e:.12g}")
+            if b >= lo * (1 - 1e-12):
+                out.append(b)
+            if b >= hi * (1 - 1e-12):
+                return out
+        e += 1
+
+
+def best_under_budget(df: pd.DataFrame, budget: float) -> dict[str, Any] | None:
+    """The most accurate point with ``latency <= budget`` (ties: lower latency, method, frames), or None."""
+    ok = df[df["latency"] <= budget]
+    if ok.empty:
+        return None
+    ok = ok.assign(_neg_acc=-ok["accuracy"]).sort_values(["_neg_acc", "latency", "method", "frames"],
+                                                          kind="mergesort")
+    return ok.iloc[0].to_dict()
+
+
+def budget_table(df: pd.DataFrame, budgets: Sequence[float]) -> list[dict[str, Any]]:
+    rows = []
+    for b in budgets:
+        best = best_under_budget(df, b) if len(df) else None
+        row: dict[str, Any] = {"budget_s": float(b)}
+        if best is None:
+            row |= {"method": None, "frames": None, "latency": None, "accuracy": None, "ci_low": None,
+                    "ci_high": None, "note": "no point within this budget"}
+        else:
+            row |= {k: best[k] for k in ("method", "frames", "latency", "accuracy", "ci_low", "ci_high")}
+        rows.append(row)
+    return rows
+
+
+# --------------------------------------------------------------------------------------------- helpers
+
+
+def _num(x: Any) -> Any:
+    """JSON-ready scalar: numpy -> Python, NaN/inf -> None."""
+    if isinstance(x, (np.bool_, bool)):
+        return bool(x)
+    if isinstance(x, (np.integer,)):
+        return int(x)
+    if isinstance(x, (float, np.floating)):
+        x = float(x)
+        return x if math.isfinite(x) else None
+    if x is pd.NA or x is pd.NaT:
+        return None
+    return x
+
+
+def _records(df: pd.DataFrame, keys: Sequence[str]) -> list[dict[str, Any]]:
+    return [{k: _num(r[k]) for k in keys} for r in df[list(keys)].to_dict("records")] if len(df) else []
+
+
+def sweep_command(method: str, frames: Iterable[int], suites: Iterable[str], out: str | os.PathLike,
+                  model: str | None = None) -> str:
+    """The ``lfbench sweep`` invocation that fills the given cells into ``out``."""
+    cmd = ["lfbench", "sweep", "--methods", method, "--frames", ",".join(str(int(f)) for f in sorted(set(frames))),
+           "--suites", ",".join(sorted(set(suites)))]
+    if model:
+        cmd += ["--model", model]
+    cmd += ["--out", str(out)]
+    return " ".join(shlex.quote(c) for c in cmd)
+
+
+def sweep_commands(cells: Iterable[tuple[str, int, str]], out: str | os.PathLike,
+                   model: str | None = None) -> list[str]:
+    """Few sweep commands covering every (method, frames, suite): one per method and set of suites sharing the
+    same frame counts."""
+    by_ms: dict[tuple[str, str], set[int]] = {}
+    for m, f, s in cells:
+        by_ms.setdefault((m, s), set()).add(int(f))
+    grouped: dict[tuple[str, tuple[int, ...]], set[str]] = {}
+    for (m, s), fs in by_ms.items():
+        grouped.setdefault((m, tuple(sorted(fs))), set()).add(s)
+    return [sweep_command(m, fs, ss, out, model) for (m, fs), ss in sorted(grouped.items())]
+
+
+def _select_model(cells: pd.DataFrame, model: str | None, where: str) -> tuple[pd.DataFrame, str | None]:
+    models = sorted(str(m) for m in cells["model"].dropna().unique())
+    if model is not None:
+        if model not in models:
+            raise LfbenchError(f"model {model!r} is not in {where}; allowed: {', '.join(models) or '(none)'}")
+        return cells[cells["model"] == model], model
+    if len(models) > 1:
+        raise LfbenchError(f"{where} holds cells of several models ({', '.join(models)}); choose one with model=")
+    return cells, (models[0] if models else None)
+
+
+def _check_duplicates(cells: pd.DataFrame) -> None:
+    dup = cells[cells.duplicated(["suite", "method", "frames"], keep=False)]
+    if len(dup):
+        first = dup.sort_values(["suite", "method", "frames"]).iloc[0]
+        ids = dup[(dup["suite"] == first["suite"]) & (dup["method"] == first["method"])
+                  & (dup["frames"] == first["frames"])]["cell_id"].tolist()
+        raise LfbenchError(
+            f"{len(dup)} cells share (suite, method, frames) with different settings, e.g. {first['method']} @ "
+            f"{first['frames']} frames on {first['suite']}: cell ids {', '.join(map(str, ids))}; analyse one "
+            "setting per results folder")
+
+
+# --------------------------------------------------------------------------------------------- sections
+
+
+def suite_points(cells: pd.DataFrame, samples: pd.DataFrame, suite: str, *, latency: str = "lat_e2e_s",
+                 seed: int = 0, n_boot: int = 1000, confidence: float = 0.95
+                 ) -> tuple[pd.DataFrame, dict[str, Any], list[str]]:
+    """Points of one suite (with ``boot``: bootstrap means per point) plus the cells left out and warnings."""
+    c = cells[cells["suite"] == suite]
+    ok = c[c["status"] == "ok"]
+    bad = c[c["status"] != "ok"]
+    left: dict[str, Any] = {
+        "errors": [{"method": r["method"], "frames": int(r["frames"]), "status": r["status"],
+                    "reason": r["reason"] if isinstance(r["reason"], str) else None}
+                   for r in bad.sort_values(["method", "frames"]).to_dict("records")],
+        "no_latency": [], "no_accuracy": [],
+    }
+    warnings: list[str] = []
+    by_cell = {k: g["correct"].to_numpy(float) for k, g in samples[samples["suite"] == suite].groupby("cell_id")}
+    rows = []
+    for r in ok.to_dict("records"):
+        corr = by_cell.get(r["cell_id"], np.array([]))
+        boot = bootstrap_means(corr, n_boot=n_boot, rng=np.random.default_rng(
+            cell_seed(seed, suite, r["method"], int(r["frames"]))))
+        lo, hi = percentile_interval(boot, confidence)
+        acc = float(r["accuracy"]) if pd.notna(r["accuracy"]) else math.nan
+        where = f"{r['method']} @ {int(r['frames'])} frames on {suite}"
+        if corr.size == 0:
+            warnings.append(f"{where}: no per-sample rows, so no confidence interval")
+        elif math.isfinite(acc) and abs(scores(corr).mean() - acc) > 1e-9:
+            warnings.append(f"{where}: cell accuracy {acc:.6f} differs from the per-sample mean "
+                            f"{scores(corr).mean():.6f} ({NAN_POLICY})")
+        lat = float(r[latency]) if pd.notna(r[latency]) else math.nan
+        entry = {"method": r["method"], "frames": int(r["frames"]), "suite": suite, "cell_id": r["cell_id"],
+                 "latency": lat, "accuracy": acc, "ci_low": lo, "ci_high": hi, "n": int(corr.size),
+                 "n_unscored": int(np.isnan(corr).sum()), "boot": boot}
+        if not math.isfinite(lat):
+            left["no_latency"].append({"method": entry["method"], "frames": entry["frames"], "accuracy": _num(acc)})
+        elif not math.isfinite(acc):
+            left["no_accuracy"].append({"method": entry["method"], "frames": entry["frames"], "latency": lat})
+        else:
+            rows.append(entry)
+    df = pd.DataFrame(rows, columns=["method", "frames", "suite", "cell_id", "latency", "accuracy", "ci_low",
+                                     "ci_high", "n", "n_unscored", "boot"])
+    return frontier(df), left, warnings
+
+
+def average_points(per_suite: dict[str, pd.DataFrame], all_cells: pd.DataFrame, *, confidence: float = 0.95
+                   ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+    """Average over the suites of ``per_suite`` (points with ``boot``), and the (method, frames) left out."""
+    suites = sorted(per_suite)
+    keys: dict[tuple[str, int], dict[str, Any]] = {}
+    for s in suites:
+        for r in per_suite[s].to_dict("records"):
+            keys.setdefault((r["method"], int(r["frames"])), {})[s] = r
+    # (method, frames) seen anywhere in the analysed suites' cells, ok or not
+    seen = {(m, int(f)) for m, f in all_cells[["method", "frames"]].itertuples(index=False)} | set(keys)
+    rows, missing = [], []
+    for key in sorted(seen):
+        have = keys.get(key, {})
+        if len(have) == len(suites):
+            pts = [have[s] for s in suites]
+            boot = np.mean([p["boot"] for p in pts], axis=0)
+            lo, hi = percentile_interval(boot, confidence)
+            rows.append({"method": key[0], "frames": key[1], "suite": AVERAGE, "cell_id": None,
+                         "latency": float(np.mean([p["latency"] for p in pts])),
+                         "accuracy": float(np.mean([p["accuracy"] for p in pts])), "ci_low": lo, "ci_high": hi,
+                         "n": int(sum(p["n"] for p in pts)), "n_unscored": int(sum(p["n_unscored"] for p in pts)),
+                         "boot": boot})
+            continue
+        reasons = {}
+        for s in suites:
+            if s in have:
+                continue
+            c = all_cells[(all_cells["suite"] == s) & (all_cells["method"] == key[0])
+                          & (all_cells["frames"] == key[1])]
+            if c.empty:
+                reasons[s] = "no cell"
+            elif (c["status"] != "ok").any():
+                r = c.iloc[0]["reason"]
+                reasons[s] = f"{c.iloc[0]['status']}: {r if isinstance(r, str) else 'no reason recorded'}"
+            elif c[["accuracy"]].isna().all(axis=None):
+                reasons[s] = "no accuracy"
+            else:
+                reasons[s] = "no latency (accuracy-only run)"
+        missing.append({"method": key[0], "frames": key[1], "present_suites": sorted(have),
+                        "missing_suites": sorted(reasons), "reasons": reasons})
+    df = pd.DataFrame(rows, columns=["method", "frames", "suite", "cell_id", "latency", "accuracy", "ci_low",
+                                     "ci_high", "n", "n_unscored", "boot"])
+    return frontier(df), missing
+
+
+def _section(name: str, df: pd.DataFrame, budgets: Sequence[float], extra: dict[str, Any]) -> dict[str, Any]:
+    pts = _records(df, ("method", "frames", "latency", "accuracy", "ci_low", "ci_high", "n", "n_unscored",
+                        "dominated"))
+    return {
+        "name": name,
+        "points": pts,
+        "frontier": [p for p in pts if not p["dominated"]],
+        "budget_table": [{k: _num(v) for k, v in r.items()} for r in budget_table(df, budgets)],
+        **extra,
+    }
+
+
+def analyze_tables(
+    cells: pd.DataFrame,
+    samples: pd.DataFrame,
+    *,
+    latency: str = "lat_e2e_s",
+    budgets: Sequence[float] | None = None,
+    suites: Sequence[str] | None = None,
+    methods: Sequence[str] | None = None,
+    frames: Sequence[int] | None = None,
+    model: str | None = None,
+    seed: int = 0,
+    n_boot: int = 1000,
+    confidence: float = 0.95,
+    where: str = "the results",
+    out_hint: str | os.PathLike = "DIR",
+) -> dict[str, Any]:
+    """:func:`analyze` on already loaded tables (optionally restricted to ``methods``/``frames``)."""
+    if latency not in LATENCY_COLUMNS:
+        raise SpecError(f"latency={latency!r} is not a latency column; allowed: {', '.join(LATENCY_COLUMNS)}")
+    if n_boot < 1:
+        raise SpecError(f"n_boot={n_boot!r} is invalid; allowed: a positive integer")
+    if budgets is not None:
+        budgets = [float(b) for b in budgets]
+        if any(not math.isfinite(b) or b <= 0 for b in budgets):
+            raise SpecError(f"budgets={budgets!r} are invalid; allowed: positive seconds")
+    if cells.empty:
+        raise LfbenchError(f"no finished cells in {where}; run `lfbench sweep ... --out {out_hint}` first")
+    cells, model = _select_model(cells, model, where)
+    if methods is not None:
+        cells = cells[cells["method"].isin(list(methods))]
+    if frames is not None:
+        cells = cells[cells["frames"].isin([int(f) for f in frames])]
+    _check_duplicates(cells)
+    okc = cells[cells["status"] == "ok"]
+    if okc.empty:
+        reasons = sorted({str(r) for r in cells["reason"].dropna()})[:5]
+        raise LfbenchError(f"no cell with status ok in {where} ({len(cells)} cells could not run"
+                           + (f": {'; '.join(reasons)}" if reasons else "") + ")")
+    present = sorted(cells["suite"].dropna().unique())
+    if suites is None:
+        suites = sorted(okc["suite"].unique())
+    else:
+        suites = list(dict.fromkeys(suites))
+        unknown = [s for s in suites if s not in present]
+        if unknown:
+            raise LfbenchError(f"unknown suite {unknown[0]!r} in {where}; allowed: {', '.join(present)}")
+    cells = cells[cells["suite"].isin(suites)]
+    samples = samples[samples["cell_id"].isin(set(cells["cell_id"]))]
+
+    warnings: list[str] = []
+    per_suite: dict[str, pd.DataFrame] = {}
+    left: dict[str, dict[str, Any]] = {}
+    for s in suites:
+        per_suite[s], left[s], w = suite_points(cells, samples, s, latency=latency, seed=seed, n_boot=n_boot,
+                                                confidence=confidence)
+        warnings += w
+    avg_df, missing = (average_points(per_suite, cells, confidence=confidence) if len(suites) > 1
+                       else (None, []))
+    given = budgets is not None
+    if budgets is None:
+        lats = [x for df in per_suite.values() for x in df["latency"]]
+        lats += list(avg_df["latency"]) if avg_df is not None else []
+        budgets = auto_budgets(lats)
+
+    sections = {s: _section(s, per_suite[s], budgets, left[s]) for s in suites}
+    average = None
+    if avg_df is not None:
+        fill = [(m["method"], m["frames"], s) for m in missing for s in m["missing_suites"]
+                if m["reasons"][s] == "no cell"]
+        average = _section(AVERAGE, avg_df, budgets, {
+            "suites": list(suites), "missing": missing,
+            "sweeps": sweep_commands(fill, out_hint, model if model not in (None, "tiny") else None)})
+    return {
+        "results_dir": where,
+        "model": model,
+        "latency": latency,
+        "accuracy": "accuracy",
+        "settings": {"seed": seed, "n_boot": n_boot, "confidence": confidence, "nan_policy": NAN_POLICY,
+                     "budgets": "given" if given else "auto (1-2-5 grid over the points' latencies)"},
+        "budgets": [float(b) for b in budgets],
+        "suites": sections,
+        "average": average,
+        "warnings": warnings,
+    }
+
+
+def provenance(rd: ResultsDir, run_ids: Iterable[str]) -> tuple[dict[str, Any], list[str]]:
+    """The run records of the analysed cells, the devices and revisions they came from, and warnings."""
+    runs = rd.runs()
+    used = {str(r) for r in run_ids if isinstance(r, str)}
+    by_id = {str(r.get("run_id")): r for r in runs if isinstance(r, dict) and r.get("run_id") is not None}
+    warnings = []
+    unknown = sorted(used - set(by_id)) if by_id else sorted(used)
+    if unknown:
+        warnings.append(f"no run record (runs/<run_id>.json) for run(s) {', '.join(unknown)}")
+
+    def field(r: dict[str, Any], *keys: str) -> Any:
+        for k in keys:
+            v = r.get(k)
+            if v is None and isinstance(r.get("machine"), dict):
+                v = r["machine"].get(k)
+            if v is not None:
+                return v
+        return None
+
+    devices = sorted({str(d) for r in runs if (d := field(r, "device_name", "device")) is not None})
+    shas = sorted({str(s) for r in runs if (s := field(r, "git_sha")) is not None})
+    if len(devices) > 1:
+        warnings.append(f"latencies come from {len(devices)} different devices ({'; '.join(devices)}); "
+                        "compare them with care")
+    return {"runs": runs, "run_ids": sorted(used), "devices": devices, "git_shas": shas}, warnings
+
+
+def analyze(
+    results_dir: str | os.PathLike,
+    *,
+    latency: str = "lat_e2e_s",
+    budgets: Sequence[float] | None = None,
+    suites: Sequence[str] | None = None,
+    model: str | None = None,
+    seed: int = 0,
+    n_boot: int = 1000,
+    confidence: float = 0.95,
+) -> dict[str, Any]:
+    """Pareto analysis of a results folder as a JSON-ready dict.
+
+    ``{"results_dir", "model", "latency", "settings", "budgets", "suites": {suite: section}, "average":
+    section | None (with ``suites``, ``missing``, ``sweeps``), "provenance", "warnings"}``; a section has
+    ``points`` (method, frames, latency, accuracy, ci_low, ci_high, n, n_unscored, dominated), ``frontier``,
+    ``budget_table``, and for a suite ``errors``/``no_latency``/``no_accuracy``. ``average`` is None with one
+    suite. Raises :class:`LfbenchError` for a missing/empty folder, no ok cell, an unknown suite (listing the
+    allowed ones) or several models without ``model=``.
+    """
+    rd = ResultsDir(results_dir)
+    cells, samples = rd.load()
+    out = analyze_tables(cells, samples, latency=latency, budgets=budgets, suites=suites, model=model, seed=seed,
+                         n_boot=n_boot, confidence=confidence, where=str(rd.path), out_hint=rd.path)
+    used = cells[cells["suite"].isin(list(out["suites"]))]
+    if out["model"] is not None:
+        used = used[used["model"] == out["model"]]
+    out["provenance"], w = provenance(rd, used["run_id"])
+    out["warnings"] += w
+    return out
+
+
+def run_pareto(results_dir: str | os.PathLike, **kw: Any) -> dict[str, Any]:
+    """Analyse, write plots and ``report.md``: see :func:`liteframe_bench.plots.run_pareto`."""
+    from liteframe_bench.plots import run_pareto as _run
+
+    return _run(results_dir, **kw)
+
+
+# ---------------------------------------------------------------------------------------------- render
+
+
+def _pct(x: Any) -> str:
+    return "—" if x is None else f"{100 * x:.1f}"
+
+
+def _sec(x: Any) -> str:
+    if x is None:
+        return "—"
+    return f"{x * 1e3:.3g} ms" if x < 1 else f"{x:.3g} s"
+
+
+def render(analysis: dict[str, Any], console: Any = None) -> None:
+    """Print the analysis as rich tables: per section its frontier and budget table, then what is missing."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = console or Console()
+    sections = [*analysis["suites"].values(), *([analysis["average"]] if analysis.get("average") else [])]
+    lat = analysis["latency"]
+    console.print(f"[bold]lfbench pareto[/bold] {analysis['results_dir']}  model={analysis['model']}  "
+                  f"latency={lat}  {analysis['settings']['confidence']:.0%} bootstrap CI "
+                  f"(n_boot={analysis['settings']['n_boot']}, seed={analysis['settings']['seed']})", highlight=False)
+    for sec in sections:
+        title = f"{sec['name']}: Pareto frontier ({len(sec['frontier'])} of {len(sec['points'])} points)"
+        if sec["name"] == AVERAGE:
+            title += f" over {', '.join(sec['suites'])}"
+        t = Table(title=title)
+        for col in ("method", "frames", lat, "accuracy %", "CI %", "n"):
+            t.add_column(col, justify="left" if col == "method" else "right")
+        for p in sec["points"]:
+            style = None if not p["dominated"] else "dim"
+            ci = f"{_pct(p['ci_low'])}–{_pct(p['ci_high'])}"
+            t.add_row(p["method"], str(p["frames"]), _sec(p["latency"]), _pct(p["accuracy"]), ci, str(p["n"]),
+                      style=style)
+        console.print(t)
+        b = Table(title=f"{sec['name']}: best under a latency budget")
+        for col in ("budget", "method", "frames", lat, "accuracy %"):
+            b.add_column(col, justify="left" if col == "method" else "right")
+        for r in sec["budget_table"]:
+            b.add_row(_sec(r["budget_s"]), r["method"] or "(none fits)", str(r["frames"] or "—"),
+                      _sec(r["latency"]), _pct(r["accuracy"]))
+        console.print(b)
+        for e in sec.get("errors", []):
+            console.print(f"  cannot run: {e['method']} @ {e['frames']} frames: {e['reason']}", style="red",
+                          highlight=False)
+        for e in sec.get("no_latency", []):
+            console.print(f"  no latency (accuracy-only run): {e['method']} @ {e['frames']} frames",
+                          style="yellow", highlight=False)
+        for m in sec.get("missing", []):
+            why = "; ".join(f"{s}: {r}" for s, r in m["reasons"].items())
+            console.print(f"  not averaged: {m['method']} @ {m['frames']} frames ({why})", style="yellow",
+                          highlight=False)
+        for cmd in sec.get("sweeps", []):
+            console.print(f"  to fill: {cmd}", highlight=False)
+    for w in analysis.get("warnings", []):
+        console.print(f"warning: {w}", style="yellow", highlight=False)
+
+
+__all__ = [
+    "AVERAGE", "LATENCY_COLUMNS", "NAN_POLICY", "analyze", "analyze_tables", "auto_budgets", "average_points",
+    "best_under_budget", "bootstrap_ci", "bootstrap_means", "budget_table", "dominated_mask", "frontier",
+    "percentile_interval", "render", "run_pareto", "scores", "stratified_bootstrap_ci", "suite_points",
+    "sweep_command", "sweep_commands",
+]
