@@ -131,8 +131,7 @@ LAYOUTS: dict[str, Layout] = {
         annotation="lvb_val.json",
         videos="videos/<video_path>",
         source="hub dataset longvideobench/LongVideoBench",
-        fetch="copy lvb_val.json and extract videos.tar.part.* (cat videos.tar.part.* | tar -x) so that the "
-        "videos land in videos/",
+        fetch="copy lvb_val.json and extract videos.tar.part.* (concatenated) so that the videos land in videos/",
         module="liteframe_bench.suites.longvideobench.layout",
         metric="lvb_acc (fraction 0-1)",
     ),
@@ -143,7 +142,7 @@ LAYOUTS: dict[str, Layout] = {
         annotation="data/test-00000-of-00001.parquet",
         videos="videos/<video_path>",
         source="hub dataset bfshi/HLVid",
-        fetch="copy data/test-00000-of-00001.parquet and extract videos_part_*.tar into videos/",
+        fetch="copy data/test-00000-of-00001.parquet and extract videos_part_*.tar so that the videos land in videos/",
         module="liteframe_bench.suites.hlvid.layout",
         metric="hlvid_acc (percent)",
     ),
@@ -173,19 +172,20 @@ def loader(suite: str):
     return importlib.import_module(layout(suite).module)
 
 
-def _hint(suite: str, folder: Path) -> str:
+def _hint(suite: str, folder: Path, *, advise_check: bool = True) -> str:
     lay = LAYOUTS[suite]
-    return (
-        f"Get it from the {lay.source}: {lay.fetch}, all under {folder}/ (the data root is ${DATA_ENV}, now "
-        f"{folder.parent}). Run `lfbench data check {suite}` for a full report."
+    text = (
+        f"Get it from the {lay.source}: {lay.fetch}, all under {folder}/ (data root {folder.parent}: set it with "
+        f"${DATA_ENV} or --root)."
     )
+    return text + (f" Run `lfbench data check {suite}` for a full report." if advise_check else "")
 
 
-def missing_annotation(suite: str, missing: list[Path], folder: Path) -> DataMissingError:
+def missing_annotation(suite: str, missing: list[Path], folder: Path, *, advise_check: bool = True) -> DataMissingError:
     """The one error a task raises when its annotation file(s) are missing: what, where, how to get them."""
     names = ", ".join(str(p) for p in missing)
     noun = "annotation file" if len(missing) == 1 else f"{len(missing)} annotation files"
-    return DataMissingError(f"{suite}: {noun} missing: {names}. {_hint(suite, folder)}")
+    return DataMissingError(f"{suite}: {noun} missing: {names}. {_hint(suite, folder, advise_check=advise_check)}")
 
 
 def bad_annotation(suite: str, path: Path, reason: str) -> DataError:
@@ -228,7 +228,9 @@ def require_keys(suite: str, path: Path, rows: list[dict[str, Any]], keys: tuple
     for i, row in enumerate(rows):
         lacking = [k for k in keys if k not in row]
         if lacking:
-            raise bad_annotation(suite, path, f"record {i} lacks {', '.join(lacking)} (expected keys: {', '.join(keys)})")
+            raise bad_annotation(
+                suite, path, f"record {i} lacks {', '.join(lacking)} (expected keys: {', '.join(keys)})"
+            )
 
 
 def load_docs(suite: str, root: str | os.PathLike | None = None) -> list[dict[str, Any]]:
@@ -313,13 +315,13 @@ def check(
     if not folder.is_dir():
         report.problems.append(
             f"folder {folder} does not exist: create it and put {lay.annotation} and {lay.videos.split(' ')[0]} "
-            f"in it. {_hint(suite, folder)}"
+            f"in it. {_hint(suite, folder, advise_check=False)}"
         )
     missing_ann = [p for p in expected if not p.is_file()]
     report.missing_annotation = [str(p) for p in missing_ann]
     if missing_ann:
         if folder.is_dir():
-            report.problems.append(str(missing_annotation(suite, missing_ann, folder)))
+            report.problems.append(str(missing_annotation(suite, missing_ann, folder, advise_check=False)))
         return _finish(report)
     try:
         docs = mod.load_rows(folder, suite=suite)
@@ -357,8 +359,9 @@ def check(
         report.unreadable_count = len(bad)
         report.unreadable_videos = bad[:max_listed]
         if bad:
-            report.problems.append(f"{len(bad)} videos cannot be read (corrupt, truncated or not a video): "
-                                   "download them again")
+            report.problems.append(
+                f"{len(bad)} videos cannot be read (corrupt, truncated or not a video): download them again"
+            )
     if lay.subtitles and hasattr(mod, "subtitle_path"):
         subs = {Path(mod.subtitle_path(d, folder)) for d in docs}
         without = sum(1 for s in subs if not s.is_file())
@@ -387,7 +390,9 @@ def render_check(report: CheckReport):
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold")
     table.add_column()
-    ann = "found" if report.annotation_found else "MISSING: " + ", ".join(report.missing_annotation or report.annotation)
+    ann = (
+        "found" if report.annotation_found else "MISSING: " + ", ".join(report.missing_annotation or report.annotation)
+    )
     table.add_row("annotation", ann)
     if report.questions is not None:
         table.add_row("questions", str(report.questions))

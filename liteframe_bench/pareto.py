@@ -553,6 +553,8 @@ def render(analysis: dict[str, Any], console: Any = None) -> None:
     from rich.table import Table
 
     console = console or Console()
+    if console.width < 100:
+        console.width = 100
     sections = [*analysis["suites"].values(), *([analysis["average"]] if analysis.get("average") else [])]
     lat = analysis["latency"]
     console.print(f"[bold]lfbench pareto[/bold] {analysis['results_dir']}  model={analysis['model']}  "

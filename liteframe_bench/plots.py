@@ -56,6 +56,8 @@ LATENCY_LABELS = {
 
 
 def method_color(method: str) -> str:
+    """A fixed colour per method; a spec spelling out the default ratio (``wap:ratio=16``) shares its name's."""
+    method = re.sub(r"(?<=[:,])ratio=16(\.0*)?(,|$)", "", method).rstrip(":,")
     if method in METHOD_COLORS:
         return METHOD_COLORS[method]
     h = int.from_bytes(hashlib.sha256(method.encode()).digest()[:4], "little")
@@ -98,15 +100,17 @@ def save(fig: Figure, path_stem: str | os.PathLike) -> dict[str, str]:
     return {"png": str(png), "svg": str(svg)}
 
 
-def _legends(ax: Any, methods: Sequence[str], frames: Sequence[int], extra: Sequence[Any] = ()) -> None:
+def _legends(fig: Figure, methods: Sequence[str], frames: Sequence[int], extra: Sequence[Any] = ()) -> None:
+    """Colour legend (methods) and marker legend (frames) outside the axes, on the right."""
     mh = [Line2D([], [], color=method_color(m), marker="o", linestyle="", markersize=7, label=m) for m in methods]
     fh = [Line2D([], [], color="#555555", marker=frame_marker(f), linestyle="", markersize=7, label=f"{f} frames")
           for f in frames]
-    first = ax.legend(handles=mh + list(extra), title="method", loc="upper left", bbox_to_anchor=(1.01, 1.0),
-                      fontsize=8, title_fontsize=9, frameon=False)
-    ax.add_artist(first)
-    ax.legend(handles=fh, title="frames", loc="lower left", bbox_to_anchor=(1.01, 0.0), fontsize=8,
-              title_fontsize=9, frameon=False)
+    if mh or extra:
+        fig.legend(handles=mh + list(extra), title="method", loc="outside right upper", fontsize=8,
+                   title_fontsize=9, frameon=False)
+    if fh:
+        fig.legend(handles=fh, title="frames", loc="outside right lower", fontsize=8, title_fontsize=9,
+                   frameon=False)
 
 
 def pareto_plot(section: dict[str, Any], path_stem: str | os.PathLike, *, title: str | None = None,
@@ -124,8 +128,9 @@ def pareto_plot(section: dict[str, Any], path_stem: str | os.PathLike, *, title:
         if p.get("ci_low") is not None and p.get("ci_high") is not None:
             err = [[max(acc - 100 * p["ci_low"], 0)], [max(100 * p["ci_high"] - acc, 0)]]
         alpha = 0.3 if p["dominated"] else 1.0
+        dom = p["dominated"]
         ax.errorbar([p["latency"]], [acc], yerr=err, color=method_color(p["method"]), marker=frame_marker(p["frames"]),
-                    markersize=8 if not p["dominated"] else 6, markeredgecolor="black" if not p["dominated"] else "none",
+                    markersize=6 if dom else 8, markeredgecolor="none" if dom else "black",
                     markeredgewidth=0.6, elinewidth=1.0, capsize=2.5, alpha=alpha, linestyle="", zorder=3)
     front = sorted((p for p in pts if not p["dominated"]), key=lambda p: (p["latency"], -p["accuracy"]))
     extra = []
@@ -149,7 +154,7 @@ def pareto_plot(section: dict[str, Any], path_stem: str | os.PathLike, *, title:
         ax.text(0.5, 0.5, "no points", transform=ax.transAxes, ha="center", va="center")
     methods = sorted({p["method"] for p in pts})
     frames = sorted({int(p["frames"]) for p in pts})
-    _legends(ax, methods, frames, extra)
+    _legends(fig, methods, frames, extra)
     files = save(fig, path_stem)
     return files | {"points": len(pts), "frontier": len(front)}
 
@@ -166,6 +171,11 @@ def latency_split_plot(rows: Sequence[dict[str, Any]], path_stem: str | os.PathL
     ax, ax2 = fig.subplots(1, 2, width_ratios=[1.6, 1.0])
     width = 0.8 / max(len(methods), 1)
     by = {(r["method"], int(r["frames"])): r for r in rows}
+    drawn = [r for r in rows if r.get("vision_side_s") is not None]
+    fitting = [scale * (r["vision_side_s"] + r["llm_side_s"]) for r in drawn if r.get("status") != "over_context"]
+    tallest = max((scale * (r["vision_side_s"] + r["llm_side_s"]) for r in drawn), default=0.0)
+    # Bars over the context would dwarf the rest: clip the axis at 1.3x the tallest bar that fits, label the rest.
+    ymax = 1.3 * max(fitting) if fitting and tallest > 1.3 * max(fitting) else None
     for i, m in enumerate(methods):
         c = method_color(m)
         for j, f in enumerate(frames):
@@ -182,13 +192,22 @@ def latency_split_plot(rows: Sequence[dict[str, Any]], path_stem: str | os.PathL
             ax.bar(x, llm, width, bottom=v, color=c, alpha=0.35, edgecolor="black" if over else c, linewidth=0.5,
                    hatch=hatch)
             if over:
-                ax.text(x, v + llm, r.get("label") or "exceeds context", rotation=90, ha="center", va="bottom",
-                        fontsize=6, color="#b00000")
+                label = r.get("label") or "exceeds context"
+                total = v + llm
+                if ymax is not None and total > ymax:
+                    shown = f"{total:,.0f}" if total >= 100 else f"{total:.3g}"
+                    label += f" (total {shown} {unit}, clipped)"
+                ax.text(x, min(total, 0.97 * ymax) if ymax is not None else total, label, rotation=90,
+                        ha="center", va="top" if ymax is not None and total > ymax else "bottom", fontsize=6,
+                        color="#b00000", bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 1})
     ax.set_xticks(range(len(frames)), [str(f) for f in frames])
     ax.set_xlabel("frames")
     ax.set_ylabel(f"latency ({unit})")
     ax.set_title(title, fontsize=10)
-    ax.margins(y=0.18)
+    if ymax is not None:
+        ax.set_ylim(0, ymax)
+    else:
+        ax.margins(y=0.18)
     ax.grid(True, axis="y", alpha=0.25)
     handles = [Patch(color=method_color(m), label=m) for m in methods]
     handles += [Patch(facecolor="#777777", label="vision side (vision+reduce+project)"),
@@ -252,7 +271,8 @@ def accuracy_frames_plot(panels: dict[str, list[dict[str, Any]]], path_stem: str
             ax.text(0.5, 0.5, "no results", transform=ax.transAxes, ha="center", va="center")
     axes[0].set_ylabel("accuracy (%)")
     if methods:
-        axes[-1].legend(fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
+        handles = [Line2D([], [], color=method_color(m), marker="o", label=m) for m in methods]
+        axes[-1].legend(handles=handles, fontsize=8, frameon=False, loc="upper left", bbox_to_anchor=(1.01, 1.0))
     fig.suptitle(title, fontsize=11)
     return save(fig, path_stem)
 

@@ -8,76 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from liteframe_bench.testing import moving_square_video
-
-TASK_YAML = """
-task: lfb_adapter_probe
-dataset_path: json
-dataset_kwargs:
-  data_files:
-    test: stub.json
-test_split: test
-output_type: generate_until
-process_docs: !function utils.process_docs
-doc_to_visual: !function utils.doc_to_visual
-doc_to_text: !function utils.doc_to_text
-doc_to_target: answer
-generation_kwargs:
-  max_new_tokens: 3
-process_results: !function utils.process_results
-metric_list:
-  - metric: acc
-    aggregation: mean
-    higher_is_better: true
-"""
-
-TASK_UTILS = '''
-import os
-import sys
-
-import datasets
-
-
-def process_docs(ds):
-    root = os.environ["PROBE_ROOT"]
-    rows = [{"id": "ok0", "video": f"{root}/ok.mp4", "answer": "A"},
-            {"id": "ok1", "video": f"{root}/ok.mp4", "answer": "B"},
-            {"id": "missing", "video": f"{root}/missing.mp4", "answer": "A"},
-            {"id": "corrupt", "video": f"{root}/corrupt.mp4", "answer": "A"},
-            {"id": "exits", "video": "EXIT", "answer": "A"}]
-    return datasets.Dataset.from_list(rows)
-
-
-def doc_to_visual(doc):
-    if doc["video"] == "EXIT":  # like some built-in helpers on a missing video
-        sys.exit(-1)
-    return [doc["video"]]
-
-
-def doc_to_text(doc, lmms_eval_specific_kwargs=None):
-    return "Which one?\\nA. left\\nB. right\\nAnswer with the option's letter."
-
-
-def process_results(doc, results):
-    return {"acc": float(results[0].strip()[:1] == doc["answer"])}
-'''
-
-
-@pytest.fixture(scope="module")
-def probe_task(tmp_path_factory):
-    base = tmp_path_factory.mktemp("lmms")
-    tasks, data = base / "tasks", base / "data"
-    (tasks / "probe").mkdir(parents=True)
-    data.mkdir()
-    (tasks / "probe" / "probe.yaml").write_text(TASK_YAML)
-    (tasks / "probe" / "utils.py").write_text(TASK_UTILS)
-    (tasks / "probe" / "stub.json").write_text('[{"id": "stub"}]')
-    moving_square_video(data / "ok.mp4", 12, size=224)
-    (data / "corrupt.mp4").write_text("not a video")
-    os.environ["PROBE_ROOT"] = str(data)
-    os.environ["HF_HUB_OFFLINE"] = os.environ["HF_DATASETS_OFFLINE"] = "1"
-    return tasks, data
-
 
 def test_entry_point_discovery_by_name():
     from lmms_eval.models import get_model, get_model_manifest
@@ -96,8 +26,13 @@ def test_simple_evaluate_records_bad_videos_and_goes_on(probe_task, tmp_path):
     sidecar = tmp_path / "s.jsonl"
     # the model_args string path, with a multi-parameter spec separated by ';'
     args = f"method=prumerge:ratio=4;variant=plus,frames=4,model=tiny,sidecar={sidecar}"
-    res = simple_evaluate(model="lfbench", model_args=args, tasks=["lfb_adapter_probe"],
-                          task_manager=TaskManager(include_path=str(tasks), include_defaults=False), log_samples=True)
+    res = simple_evaluate(
+        model="lfbench",
+        model_args=args,
+        tasks=["lfb_adapter_probe"],
+        task_manager=TaskManager(include_path=str(tasks), include_defaults=False),
+        log_samples=True,
+    )
     acc = res["results"]["lfb_adapter_probe"]["acc,none"]
     assert 0.0 <= acc <= 0.4  # the three broken samples are wrong whatever the model says
     rows = [json.loads(line) for line in sidecar.read_text().splitlines()]
@@ -129,9 +64,21 @@ def test_model_object_is_reusable_after_clean(probe_task, tmp_path):
 def test_lmms_eval_command_line(probe_task, tmp_path):
     tasks, _ = probe_task
     exe = Path(sys.executable).parent / "lmms-eval"
-    cmd = [str(exe), "--model", "lfbench", "--model_args", f"method=baseline,frames=4,sidecar={tmp_path / 's.jsonl'}",
-           "--tasks", "lfb_adapter_probe", "--include_path", str(tasks), "--limit", "2",
-           "--output_path", str(tmp_path / "out")]
+    cmd = [
+        str(exe),
+        "--model",
+        "lfbench",
+        "--model_args",
+        f"method=baseline,frames=4,sidecar={tmp_path / 's.jsonl'}",
+        "--tasks",
+        "lfb_adapter_probe",
+        "--include_path",
+        str(tasks),
+        "--limit",
+        "2",
+        "--output_path",
+        str(tmp_path / "out"),
+    ]
     res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=dict(os.environ))
     assert res.returncode == 0, res.stderr[-3000:]
     assert len((tmp_path / "s.jsonl").read_text().splitlines()) == 2

@@ -60,12 +60,21 @@ def make_videomme(root: Path, *, subtitles: bool = True) -> Path:
     folder = root / "videomme"
     rows = []
     for i, (vid, answer) in enumerate([("vidA", "A"), ("vidA", "C"), ("vidB", "B")]):
-        rows.append({
-            "video_id": f"00{i}", "duration": "short", "domain": "Knowledge", "sub_category": "Humanity & History",
-            "url": "https://example.invalid", "videoID": vid, "question_id": f"00{i}-1",
-            "task_type": "Counting Problem", "question": f"How many squares are there ({i})?",
-            "options": ["A. 1", "B. 2", "C. 3", "D. 4"], "answer": answer,
-        })
+        rows.append(
+            {
+                "video_id": f"00{i}",
+                "duration": "short",
+                "domain": "Knowledge",
+                "sub_category": "Humanity & History",
+                "url": "https://example.invalid",
+                "videoID": vid,
+                "question_id": f"00{i}-1",
+                "task_type": "Counting Problem",
+                "question": f"How many squares are there ({i})?",
+                "options": ["A. 1", "B. 2", "C. 3", "D. 4"],
+                "answer": answer,
+            }
+        )
     _parquet(folder / "videomme" / "test-00000-of-00001.parquet", rows)
     for seed, vid in enumerate(["vidA", "vidB"]):
         _video(folder / "data" / f"{vid}.mp4", seed)
@@ -77,8 +86,15 @@ def make_videomme(root: Path, *, subtitles: bool = True) -> Path:
     return folder
 
 
-MLVU_TYPES = [("1_plotQA", "plotQA"), ("2_needle", "findNeedle"), ("3_ego", "ego"), ("4_count", "count"),
-              ("5_order", "order"), ("6_anomaly_reco", "anomaly_reco"), ("7_topic_reasoning", "topic_reasoning")]
+MLVU_TYPES = [
+    ("1_plotQA", "plotQA"),
+    ("2_needle", "findNeedle"),
+    ("3_ego", "ego"),
+    ("4_count", "count"),
+    ("5_order", "order"),
+    ("6_anomaly_reco", "anomaly_reco"),
+    ("7_topic_reasoning", "topic_reasoning"),
+]
 
 
 def make_mlvu(root: Path) -> Path:
@@ -87,8 +103,14 @@ def make_mlvu(root: Path) -> Path:
     template = _video(root / "_template.mp4")
     for i, (stem, qtype) in enumerate(MLVU_TYPES):
         cands = ["red", "green", "blue", "yellow"]
-        rec = {"video": f"{qtype}_{i}.mp4", "duration": 1.0, "question": f"Which colour is the square ({qtype})?",
-               "candidates": cands, "answer": cands[i % 4], "question_type": qtype}
+        rec = {
+            "video": f"{qtype}_{i}.mp4",
+            "duration": 1.0,
+            "question": f"Which colour is the square ({qtype})?",
+            "candidates": cands,
+            "answer": cands[i % 4],
+            "question_type": qtype,
+        }
         (folder / "json").mkdir(parents=True, exist_ok=True)
         (folder / "json" / f"{stem}.json").write_text(json.dumps([rec], indent=2))
         (folder / "video" / stem).mkdir(parents=True, exist_ok=True)
@@ -102,13 +124,26 @@ def make_lvb(root: Path) -> Path:
     folder = root / "longvideobench"
     recs = []
     for i, n in enumerate([5, 4, 4]):
-        recs.append({
-            "video_id": f"v{i}", "question": f"What happens ({i})?", "question_wo_referring_query": "What happens?",
-            "candidates": [f"event {k}" for k in range(n)], "correct_choice": i % n, "position": [0, 8],
-            "topic_category": "NP-News-Programs", "question_category": ["S2E", "T2A", "E2O"][i], "level": "L1-Perception",
-            "id": f"v{i}_0", "video_path": f"v{i}.mp4", "subtitle_path": f"v{i}_en.json", "duration_group": 15,
-            "starting_timestamp_for_subtitles": 0, "duration": 1.0, "view_count": 10,
-        })
+        recs.append(
+            {
+                "video_id": f"v{i}",
+                "question": f"What happens ({i})?",
+                "question_wo_referring_query": "What happens?",
+                "candidates": [f"event {k}" for k in range(n)],
+                "correct_choice": i % n,
+                "position": [0, 8],
+                "topic_category": "NP-News-Programs",
+                "question_category": ["S2E", "T2A", "E2O"][i],
+                "level": "L1-Perception",
+                "id": f"v{i}_0",
+                "video_path": f"v{i}.mp4",
+                "subtitle_path": f"v{i}_en.json",
+                "duration_group": 15,
+                "starting_timestamp_for_subtitles": 0,
+                "duration": 1.0,
+                "view_count": 10,
+            }
+        )
         _video(folder / "videos" / f"v{i}.mp4", i)
     (folder / "lvb_val.json").write_text(json.dumps(recs))
     return folder
@@ -120,18 +155,28 @@ def make_hlvid(root: Path) -> Path:
     rows = []
     for i, (cat, answer) in enumerate([("av", "A"), ("av", "D"), ("household", "B")]):
         video = f"clip_{cat}_video_0_00{i}.mp4"
-        rows.append({
-            "question_id": i, "category": cat, "video_path": video, "answer": answer,
-            "question": f"What does the sign say ({i})?\nA. Hampden St\nB. Hampden Ave\nC. Hampden Blvd\n"
-                        "D. Hampden Rd\nPlease answer directly with the letter of the correct answer.",
-        })
+        rows.append(
+            {
+                "question_id": i,
+                "category": cat,
+                "video_path": video,
+                "answer": answer,
+                "question": f"What does the sign say ({i})?\nA. Hampden St\nB. Hampden Ave\nC. Hampden Blvd\n"
+                "D. Hampden Rd\nPlease answer directly with the letter of the correct answer.",
+            }
+        )
         _video(folder / "videos" / video, i)
     _parquet(folder / "data" / "test-00000-of-00001.parquet", rows)
     return folder
 
 
-MAKERS = {"videomme": make_videomme, "videomme_w_subtitle": make_videomme, "mlvu": make_mlvu,
-          "longvideobench": make_lvb, "hlvid": make_hlvid}
+MAKERS = {
+    "videomme": make_videomme,
+    "videomme_w_subtitle": make_videomme,
+    "mlvu": make_mlvu,
+    "longvideobench": make_lvb,
+    "hlvid": make_hlvid,
+}
 
 
 @pytest.fixture
@@ -222,7 +267,9 @@ def test_suite_end_to_end(suite, data_dir, tmp_path, backbone):
         correct = [p["pred_answer"] == p["answer"] for p in per]
         assert value == pytest.approx(100 * sum(correct) / n)
 
-    prompt = samples[0]["arguments"][0] if isinstance(samples[0]["arguments"][0], str) else samples[0]["arguments"][0][0]
+    prompt = (
+        samples[0]["arguments"][0] if isinstance(samples[0]["arguments"][0], str) else samples[0]["arguments"][0][0]
+    )
     expected_tail = {
         "videomme": "Answer with the option's letter from the given choices directly.",
         "videomme_w_subtitle": "The best answer is:",
@@ -262,6 +309,21 @@ def test_missing_and_corrupt_videos_are_counted_wrong_and_recorded(data_dir, tmp
     assert all(r["prediction"] == "" for r in records.values())
 
 
+def test_videomme_w_subtitle_survives_bad_subtitle_and_corrupt_video(data_dir, tmp_path, backbone):
+    folder = make_videomme(data_dir)
+    (folder / "data" / "vidA.mp4").write_text("not a video")  # vidA has a subtitle file
+    (folder / "subtitle" / "vidB.srt").write_text("1\na line without a time range\ntext\n\n")  # malformed .srt
+    sidecar = tmp_path / "s.jsonl"
+    out = evaluate("lfb_videomme_w_subtitle", sidecar, backbone)
+    samples = out["samples"]["lfb_videomme_w_subtitle"]
+    assert len(samples) == 3
+    prompts = {s["doc"]["videoID"]: str(s["arguments"]) for s in samples}
+    assert "No subtitles available" in prompts["vidB"]
+    records = {r["doc_id"]: r for r in sidecar_records(sidecar)}
+    errors = {s["doc"]["videoID"]: records[s["doc_id"]]["error"] for s in samples}
+    assert "VideoError" in errors["vidA"] and errors["vidB"] is None
+
+
 def test_missing_annotation_is_one_clear_error(data_dir, tmp_path, backbone):
     from liteframe_bench.suites.hlvid import utils
 
@@ -289,8 +351,13 @@ def test_missing_annotation_is_one_clear_error(data_dir, tmp_path, backbone):
 def test_longvideobench_empty_response_is_wrong_not_a_random_guess():
     from liteframe_bench.suites.longvideobench import utils
 
-    doc = {"id": "x", "duration_group": 15, "question_category": "S2E", "correct_choice": 0,
-           **{f"option{k}": "N/A" if k > 1 else f"o{k}" for k in range(5)}}
+    doc = {
+        "id": "x",
+        "duration_group": 15,
+        "question_category": "S2E",
+        "correct_choice": 0,
+        **{f"option{k}": "N/A" if k > 1 else f"o{k}" for k in range(5)},
+    }
     for _ in range(20):  # a random guess among two options would be right about half the time
         assert utils.process_results(doc, [""])["lvb_acc"]["parsed_pred"] == ""
     assert utils.process_results(doc, ["A"])["lvb_acc"]["parsed_pred"] == "A"
@@ -314,8 +381,12 @@ def test_hlvid_letter_extraction(response, letter):
 def test_hlvid_aggregate_and_prompt():
     from liteframe_bench.suites.hlvid import layout, utils
 
-    rows = [{"category": "av", "score": 1.0}, {"category": "av", "score": 0.0}, {"category": "h", "score": 1.0},
-            {"category": "h", "score": 1.0}]
+    rows = [
+        {"category": "av", "score": 1.0},
+        {"category": "av", "score": 0.0},
+        {"category": "h", "score": 1.0},
+        {"category": "h", "score": 1.0},
+    ]
     assert utils.aggregate_results(rows) == pytest.approx(75.0)
     assert utils.aggregate_results([]) == 0.0
     text = utils.doc_to_text({"question": "What is it?", "options": ["x", "y", "z", "w"]}, {})

@@ -50,14 +50,16 @@ def load_rows(folder: Path, suite: str = SUITE) -> list[dict[str, Any]]:
             if not letter:
                 raise bad_annotation(suite, path, f"record {i}: answer {rec['answer']!r} is not one of A-D")
             options = rec.get("options")
-            rows.append({
-                "question_id": str(rec["question_id"]),
-                "category": str(rec.get("category") or ""),
-                "video_path": str(rec["video_path"]),
-                "question": str(rec["question"]),
-                "options": [str(o) for o in options] if options is not None else [],
-                "answer": letter,
-            })
+            rows.append(
+                {
+                    "question_id": str(rec["question_id"]),
+                    "category": str(rec.get("category") or ""),
+                    "video_path": str(rec["video_path"]),
+                    "question": str(rec["question"]),
+                    "options": [str(o) for o in options] if options is not None else [],
+                    "answer": letter,
+                }
+            )
     return rows
 
 

@@ -68,7 +68,9 @@ def doc_to_visual(doc: dict[str, Any]) -> list[str]:
 
 
 def doc_to_text(doc: dict[str, Any], lmms_eval_specific_kwargs: dict | None = None) -> str:
-    return official().longvideobench_doc_to_text(doc, lmms_eval_specific_kwargs or {"pre_prompt": "", "post_prompt": ""})
+    return official().longvideobench_doc_to_text(
+        doc, lmms_eval_specific_kwargs or {"pre_prompt": "", "post_prompt": ""}
+    )
 
 
 def process_results(doc: dict[str, Any], results: list[str]) -> dict[str, Any]:

@@ -56,15 +56,17 @@ def load_rows(folder: Path, suite: str = SUITE) -> list[dict[str, Any]]:
                 raise bad_annotation(suite, path, f"record {i} has {len(candidates)} candidates")
             if str(rec["answer"]) not in candidates:
                 raise bad_annotation(suite, path, f"record {i}: answer {rec['answer']!r} is not one of its candidates")
-            rows.append({
-                "video_name": f"{stem}/{rec['video']}",
-                "duration": float(rec.get("duration") or 0.0),
-                "question": question_text(str(rec["question"]), candidates),
-                "candidates": candidates,
-                "answer": string.ascii_uppercase[candidates.index(str(rec["answer"]))],
-                "task_type": task,
-                "question_id": f"{task}_{i}",
-            })
+            rows.append(
+                {
+                    "video_name": f"{stem}/{rec['video']}",
+                    "duration": float(rec.get("duration") or 0.0),
+                    "question": question_text(str(rec["question"]), candidates),
+                    "candidates": candidates,
+                    "answer": string.ascii_uppercase[candidates.index(str(rec["answer"]))],
+                    "task_type": task,
+                    "question_id": f"{task}_{i}",
+                }
+            )
     return rows
 
 

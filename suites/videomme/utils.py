@@ -68,9 +68,13 @@ def doc_to_text_subtitle(doc: dict[str, Any], lmms_eval_specific_kwargs: dict | 
             return official.videomme_doc_to_text_subtitle(doc, kwargs)
         except DataError:
             raise
-        except Exception as e:  # noqa: BLE001 - anything the official parser trips on
-            log.warning("videomme subtitle for %s unusable (%s: %s); prompting without subtitles",
-                        doc.get("videoID"), type(e).__name__, e)
+        except Exception as e:  # anything the official parser trips on
+            log.warning(
+                "videomme subtitle for %s unusable (%s: %s); prompting without subtitles",
+                doc.get("videoID"),
+                type(e).__name__,
+                e,
+            )
     # With a root that has no subtitle folder the official function emits "No subtitles available".
     with _official_root(str(data_root() / ".lfbench-no-subtitles")) as official:
         return official.videomme_doc_to_text_subtitle(doc, kwargs)
