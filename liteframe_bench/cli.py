@@ -133,11 +133,15 @@ def profile_cmd(
     ] = False,
     flops: Annotated[bool, typer.Option(help="Count FLOPs per stage (one extra, untimed run per cell).")] = False,
     trace: Annotated[Path | None, typer.Option(help="Write a torch.profiler trace per cell to this folder.")] = None,
+    tiles: Annotated[
+        str, typer.Option(help="Fixed tiling of each frame, RxC (2x2: four 448 px tiles, each a clip).")
+    ] = "1x1",
     out: Annotated[Path | None, typer.Option(help="Also write the JSON report to this file.")] = None,
     json_: JsonOpt = False,
 ) -> None:
     """Split latency by stage (decode, vision, reduce, project, prefill, generate) across frame counts."""
     from liteframe_bench import profiler
+    from liteframe_bench.pipeline import parse_tiles
 
     report = profiler.run_profile(
         model,
@@ -152,6 +156,7 @@ def profile_cmd(
         overhead=overhead,
         flops=flops,
         trace_dir=trace,
+        tiles=parse_tiles(tiles),
         progress=not json_,
     )
     if out is not None:

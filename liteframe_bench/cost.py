@@ -123,18 +123,54 @@ class GPUSpec:
 GPUS: dict[str, GPUSpec] = {
     g.name: g
     for g in (
-        GPUSpec("h100", "NVIDIA H100 SXM5 80GB", 989.4e12, 3.35e12, 80e9,
-                "NVIDIA H100 Tensor Core GPU datasheet: BF16 1,979 TFLOPS with sparsity (989.4 dense), HBM3 3.35 TB/s"),
-        GPUSpec("h100-pcie", "NVIDIA H100 PCIe 80GB", 756.5e12, 2.0e12, 80e9,
-                "NVIDIA H100 Tensor Core GPU datasheet: BF16 1,513 TFLOPS with sparsity (756.5 dense), HBM2e 2.0 TB/s"),
-        GPUSpec("h200", "NVIDIA H200 SXM 141GB", 989.4e12, 4.8e12, 141e9,
-                "NVIDIA H200 Tensor Core GPU datasheet: BF16 1,979 TFLOPS with sparsity (989.4 dense), HBM3e 4.8 TB/s"),
-        GPUSpec("a100", "NVIDIA A100 SXM4 80GB", 312e12, 2.039e12, 80e9,
-                "NVIDIA A100 Tensor Core GPU datasheet: BF16 312 TFLOPS dense (624 with sparsity), HBM2e 2,039 GB/s"),
-        GPUSpec("a100-40gb", "NVIDIA A100 SXM4 40GB", 312e12, 1.555e12, 40e9,
-                "NVIDIA A100 Tensor Core GPU datasheet: BF16 312 TFLOPS dense (624 with sparsity), HBM2 1,555 GB/s"),
-        GPUSpec("l40s", "NVIDIA L40S 48GB", 362.05e12, 864e9, 48e9,
-                "NVIDIA L40S datasheet: BF16 362.05 TFLOPS dense (733 with sparsity), GDDR6 864 GB/s"),
+        GPUSpec(
+            "h100",
+            "NVIDIA H100 SXM5 80GB",
+            989.4e12,
+            3.35e12,
+            80e9,
+            "NVIDIA H100 Tensor Core GPU datasheet: BF16 1,979 TFLOPS with sparsity (989.4 dense), HBM3 3.35 TB/s",
+        ),
+        GPUSpec(
+            "h100-pcie",
+            "NVIDIA H100 PCIe 80GB",
+            756.5e12,
+            2.0e12,
+            80e9,
+            "NVIDIA H100 Tensor Core GPU datasheet: BF16 1,513 TFLOPS with sparsity (756.5 dense), HBM2e 2.0 TB/s",
+        ),
+        GPUSpec(
+            "h200",
+            "NVIDIA H200 SXM 141GB",
+            989.4e12,
+            4.8e12,
+            141e9,
+            "NVIDIA H200 Tensor Core GPU datasheet: BF16 1,979 TFLOPS with sparsity (989.4 dense), HBM3e 4.8 TB/s",
+        ),
+        GPUSpec(
+            "a100",
+            "NVIDIA A100 SXM4 80GB",
+            312e12,
+            2.039e12,
+            80e9,
+            "NVIDIA A100 Tensor Core GPU datasheet: BF16 312 TFLOPS dense (624 with sparsity), HBM2e 2,039 GB/s",
+        ),
+        GPUSpec(
+            "a100-40gb",
+            "NVIDIA A100 SXM4 40GB",
+            312e12,
+            1.555e12,
+            40e9,
+            "NVIDIA A100 Tensor Core GPU datasheet: BF16 312 TFLOPS dense (624 with sparsity), HBM2 1,555 GB/s",
+        ),
+        GPUSpec(
+            "l40s",
+            "NVIDIA L40S 48GB",
+            362.05e12,
+            864e9,
+            48e9,
+            "NVIDIA L40S datasheet: BF16 362.05 TFLOPS dense (733 with sparsity), GDDR6 864 GB/s",
+        ),
     )
 }
 
@@ -170,8 +206,14 @@ class Op:
         return Op(self.name, self.flops * k, self.flops_useful * k, self.weight_bytes * k, self.act_bytes * k)
 
     def to_json(self) -> dict[str, Any]:
-        return {"name": self.name, "flops": self.flops, "flops_useful": self.flops_useful,
-                "weight_bytes": self.weight_bytes, "act_bytes": self.act_bytes, "bytes": self.bytes}
+        return {
+            "name": self.name,
+            "flops": self.flops,
+            "flops_useful": self.flops_useful,
+            "weight_bytes": self.weight_bytes,
+            "act_bytes": self.act_bytes,
+            "bytes": self.bytes,
+        }
 
 
 def linear(name: str, m: float, k: int, n: int, b: float, bias: bool, extra_weights: int = 0) -> Op:
@@ -273,12 +315,28 @@ def geometry(cfg: Any) -> Geometry:
         raise SpecError(f"the {g}x{g} patch grid does not shuffle by downsample_ratio={r}")
     heads = t.num_attention_heads
     return Geometry(
-        image=image, patch=patch, channels=v.num_channels, grid=g, C=v.hidden_size, mlp_v=v.intermediate_size,
-        layers_v=v.num_hidden_layers, heads_v=v.num_attention_heads, attn_bias_v=bool(v.attention_bias),
-        qk_norm_v=bool(v.use_qk_norm), norm_v=v.norm_type, final_norm_v=not v.use_mean_pooling,
-        abs_pos_v=bool(v.use_absolute_position_embeddings), mask_token_v=bool(v.use_mask_token), ratio=r,
-        D=t.hidden_size, L=t.num_hidden_layers, h=heads, kv=t.num_key_value_heads,
-        dh=getattr(t, "head_dim", None) or t.hidden_size // heads, F=t.intermediate_size, V=t.vocab_size,
+        image=image,
+        patch=patch,
+        channels=v.num_channels,
+        grid=g,
+        C=v.hidden_size,
+        mlp_v=v.intermediate_size,
+        layers_v=v.num_hidden_layers,
+        heads_v=v.num_attention_heads,
+        attn_bias_v=bool(v.attention_bias),
+        qk_norm_v=bool(v.use_qk_norm),
+        norm_v=v.norm_type,
+        final_norm_v=not v.use_mean_pooling,
+        abs_pos_v=bool(v.use_absolute_position_embeddings),
+        mask_token_v=bool(v.use_mask_token),
+        ratio=r,
+        D=t.hidden_size,
+        L=t.num_hidden_layers,
+        h=heads,
+        kv=t.num_key_value_heads,
+        dh=getattr(t, "head_dim", None) or t.hidden_size // heads,
+        F=t.intermediate_size,
+        V=t.vocab_size,
         max_pos=t.max_position_embeddings,
         tied=bool(getattr(cfg, "tie_word_embeddings", False) or getattr(t, "tie_word_embeddings", False)),
     )
@@ -324,8 +382,9 @@ def project_ops(geo: Geometry, tokens: int, b: float = 2) -> list[Op]:
     ]
 
 
-def reduce_ops(reducer: Any, images: int, H: int, W: int, width: int, tokens_out: int, geo: Geometry,
-               b: float = 2) -> list[Op]:
+def reduce_ops(
+    reducer: Any, images: int, H: int, W: int, width: int, tokens_out: int, geo: Geometry, b: float = 2
+) -> list[Op]:
     """The reducer on an ``images x H x W x width`` grid: ``2 N_in width`` FLOPs, bytes in + aux + out."""
     n_in = images * H * W
     needs = set(getattr(reducer, "needs", ()))
@@ -460,8 +519,9 @@ def _method(method: str, at: str | None = None) -> tuple[str, Any, str | None]:
     rebuilt = name + (":" + ",".join(f"{k}={v}" for k, v in params.items()) if params else "")
     entry = registry.get(name)
     if entry.kind != "reducer":
-        raise SpecError(f"the cost model takes baseline or a reducer spec (optionally with at=vit|proj); "
-                        f"{name!r} is a {entry.kind}")
+        raise SpecError(
+            f"the cost model takes baseline or a reducer spec (optionally with at=vit|proj); {name!r} is a {entry.kind}"
+        )
     reducer = registry.create(rebuilt)
     where = at or spec_at or reducer.default_at
     if where not in ("vit", "proj"):
@@ -519,8 +579,14 @@ def estimate(
     g_spec = get_gpu(gpu) if gpu is not None else None
     b = dtype_bytes
     n = frames * tiles
-    cell: dict[str, Any] = {"model": name, "method": spec, "frames": frames, "tiles": tiles, "at": where,
-                            "gpu": g_spec.name if g_spec else None}
+    cell: dict[str, Any] = {
+        "model": name,
+        "method": spec,
+        "frames": frames,
+        "tiles": tiles,
+        "at": where,
+        "gpu": g_spec.name if g_spec else None,
+    }
 
     g, pg, sh, side = geo.grid, geo.proj_grid, geo.shuffle, round(1 / geo.ratio)
     before = n * geo.tokens_per_tile
@@ -537,8 +603,10 @@ def estimate(
                 bt, bh, bw = reducer.block_for(frames, g, g)
                 step = bt
                 if (g // bh) % side or (g // bw) % side:
-                    raise ReducerError(f"{spec} at vit leaves a {g // bh}x{g // bw} grid per frame; the pixel "
-                                       f"shuffle needs sides divisible by {side}")
+                    raise ReducerError(
+                        f"{spec} at vit leaves a {g // bh}x{g // bw} grid per frame; the pixel "
+                        f"shuffle needs sides divisible by {side}"
+                    )
             if out % sh:
                 raise ReducerError(f"{spec} at vit keeps {out} tokens, not a multiple of the pixel shuffle's {sh}")
             proj_in = visual = tiles * out // sh
@@ -580,27 +648,41 @@ def estimate(
     cell["order"] = order
     cell["max_position_embeddings"] = geo.max_pos
     cell["fits_context"] = fits
-    cell["context_reason"] = None if fits else (
-        f"prompt {P} tokens ({visual} visual + {text} text) + {new_tokens} new = {end} > the LLM's "
-        f"max_position_embeddings {geo.max_pos}"
+    cell["context_reason"] = (
+        None
+        if fits
+        else (
+            f"prompt {P} tokens ({visual} visual + {text} text) + {new_tokens} new = {end} > the LLM's "
+            f"max_position_embeddings {geo.max_pos}"
+        )
     )
     weights = sum(o.weight_bytes for s in ("vision", "project") for o in stage_ops[s])
     weights += sum(o.weight_bytes for o in stage_ops["prefill"]) + b * geo.V * geo.D * (0 if geo.tied else 1)
     kv_cache = b * geo.L * 2 * geo.kv * geo.dh * end
-    cell["memory"] = {"weights_bytes": weights, "kv_cache_bytes": kv_cache, "lower_bound_bytes": weights + kv_cache,
-                      "fits_memory": None if g_spec is None else weights + kv_cache <= g_spec.memory_bytes}
+    cell["memory"] = {
+        "weights_bytes": weights,
+        "kv_cache_bytes": kv_cache,
+        "lower_bound_bytes": weights + kv_cache,
+        "fits_memory": None if g_spec is None else weights + kv_cache <= g_spec.memory_bytes,
+    }
 
     stages: dict[str, Any] = {}
     for s in STAGES:
         o = stage_ops[s]
-        st = {"flops": sum(x.flops for x in o), "flops_useful": sum(x.flops_useful for x in o),
-              "bytes": sum(x.bytes for x in o), "weight_bytes": sum(x.weight_bytes for x in o)}
+        st = {
+            "flops": sum(x.flops for x in o),
+            "flops_useful": sum(x.flops_useful for x in o),
+            "bytes": sum(x.bytes for x in o),
+            "weight_bytes": sum(x.weight_bytes for x in o),
+        }
         if g_spec is not None:
             if s == "generate":
                 parts = [roofline(one, g_spec) for one in steps]
-                st |= {"predicted_s": sum(p["predicted_s"] for p in parts),
-                       "compute_s": sum(p["compute_s"] for p in parts),
-                       "memory_s": sum(p["memory_s"] for p in parts)}
+                st |= {
+                    "predicted_s": sum(p["predicted_s"] for p in parts),
+                    "compute_s": sum(p["compute_s"] for p in parts),
+                    "memory_s": sum(p["memory_s"] for p in parts),
+                }
                 st["bound"] = _bound(st["compute_s"], st["memory_s"])
                 st["per_token_s"] = st["predicted_s"] / len(steps) if steps else 0.0
             else:
@@ -652,25 +734,36 @@ def report(
     g_spec = get_gpu(gpu) if gpu is not None else None
     name, cfg = resolve_model(model)
     geo = geometry(cfg)
-    kw = dict(gpu=g_spec, dtype_bytes=dtype_bytes, tiles=tiles, frame_text_tokens=frame_text_tokens,
-              fixed_text_tokens=fixed_text_tokens, new_tokens=new_tokens, ops=ops)
+    kw = dict(
+        gpu=g_spec,
+        dtype_bytes=dtype_bytes,
+        tiles=tiles,
+        frame_text_tokens=frame_text_tokens,
+        fixed_text_tokens=fixed_text_tokens,
+        new_tokens=new_tokens,
+        ops=ops,
+    )
     cells = [estimate(cfg, m, f, **kw) | {"model": name} for m in methods for f in frames]
     return {
         "benchmark": "cost",
-        "model": {"name": name, "geometry": asdict(geo),
-                  "vision_gflops_per_frame": vision_gflops_per_frame(cfg)},
+        "model": {"name": name, "geometry": asdict(geo), "vision_gflops_per_frame": vision_gflops_per_frame(cfg)},
         "gpu": g_spec.to_json() if g_spec else None,
-        "settings": {"dtype_bytes": dtype_bytes, "tiles": tiles,
-                     "frame_text_tokens": frame_text_tokens if frame_text_tokens is not None
-                     else f"{FRAME_TEXT_BASE} + digits(i)",
-                     "fixed_text_tokens": fixed_text_tokens, "new_tokens": new_tokens},
+        "settings": {
+            "dtype_bytes": dtype_bytes,
+            "tiles": tiles,
+            "frame_text_tokens": frame_text_tokens
+            if frame_text_tokens is not None
+            else f"{FRAME_TEXT_BASE} + digits(i)",
+            "fixed_text_tokens": fixed_text_tokens,
+            "new_tokens": new_tokens,
+        },
         "conventions": {
             "flops": "FlopCounterMode: 2*M*N*K per matmul, conv 2*out*Cin*k^2, sdpa 4*B*h*Sq*Sk*d (full square); "
-                     "elementwise ops not counted",
+            "elementwise ops not counted",
             "flops_useful": "causal attention counted as the lower triangle (i+1 keys for query i); "
-                            "used by the roofline",
+            "used by the roofline",
             "bytes": "lower bound: weights once per pass (per decode step for generate), matmul inputs/outputs once, "
-                     "fused flash attention, elementwise ops fused, KV cache read by every decode step",
+            "fused flash attention, elementwise ops fused, KV cache read by every decode step",
             "predicted_s": "lower bound: sum over op groups of max(flops_useful/peak_bf16_dense, bytes/bandwidth)",
             "generate": "new_tokens - 1 decode steps (the first token comes from prefill)",
         },
@@ -698,11 +791,16 @@ def render(rep: dict[str, Any], console: Any = None) -> None:
     gpu = rep.get("gpu")
     unit = "ms (lower bound)" if gpu else "GFLOP (causal-aware)"
     title = f"lfbench cost: {rep['model']['name']}"
-    title += (f" on {gpu['label']} (bf16 {gpu['peak_flops'] / 1e12:.0f} TFLOP/s dense, "
-              f"{gpu['bandwidth'] / 1e12:.2f} TB/s)") if gpu else " (FLOPs only; give a GPU for latency)"
-    caption = (f"stages in {unit}; generate = {max(rep['settings']['new_tokens'] - 1, 0)} decode steps; "
-               f"ViT+projector {rep['model']['vision_gflops_per_frame']:.1f} GFLOP per frame; "
-               f"vision side = vision+reduce+project share of the total")
+    title += (
+        (f" on {gpu['label']} (bf16 {gpu['peak_flops'] / 1e12:.0f} TFLOP/s dense, {gpu['bandwidth'] / 1e12:.2f} TB/s)")
+        if gpu
+        else " (FLOPs only; give a GPU for latency)"
+    )
+    caption = (
+        f"stages in {unit}; generate = {max(rep['settings']['new_tokens'] - 1, 0)} decode steps; "
+        f"ViT+projector {rep['model']['vision_gflops_per_frame']:.1f} GFLOP per frame; "
+        f"vision side = vision+reduce+project share of the total"
+    )
     table = Table(title=title, caption=caption)
     for col in ("method", "frames", "visual/frame", "prompt", *STAGES, "total", "vision side", "context"):
         table.add_column(col, justify="left" if col in ("method", "context") else "right", no_wrap=col == "method")
@@ -722,8 +820,14 @@ def render(rep: dict[str, Any], console: Any = None) -> None:
             total = f"{c['totals']['flops_useful'] / 1e9:,.1f}"
         ctx = "ok" if c["fits_context"] else f"[red]> {c['max_position_embeddings']:,}[/red]"
         table.add_row(
-            c["method"], str(c["frames"]), f"{t['visual_per_frame']:g}", f"{t['prompt']:,}",
-            *vals, total, f"{c['share']['vision_side']:.0%}", ctx,
+            c["method"],
+            str(c["frames"]),
+            f"{t['visual_per_frame']:g}",
+            f"{t['prompt']:,}",
+            *vals,
+            total,
+            f"{c['share']['vision_side']:.0%}",
+            ctx,
         )
     console.print(table)
     for n in notes:
@@ -731,7 +835,25 @@ def render(rep: dict[str, Any], console: Any = None) -> None:
 
 
 __all__ = [
-    "DEFAULT_FIXED_TEXT_TOKENS", "GPUS", "GPUSpec", "Op", "STAGES", "decode_step_ops", "estimate", "frame_text",
-    "generate_ops", "geometry", "get_gpu", "prefill_ops", "project_ops", "reduce_ops", "render", "report",
-    "resolve_model", "roofline", "vision_gflops_per_frame", "vision_ops", "weight_elements",
+    "DEFAULT_FIXED_TEXT_TOKENS",
+    "GPUS",
+    "GPUSpec",
+    "Op",
+    "STAGES",
+    "decode_step_ops",
+    "estimate",
+    "frame_text",
+    "generate_ops",
+    "geometry",
+    "get_gpu",
+    "prefill_ops",
+    "project_ops",
+    "reduce_ops",
+    "render",
+    "report",
+    "resolve_model",
+    "roofline",
+    "vision_gflops_per_frame",
+    "vision_ops",
+    "weight_elements",
 ]

@@ -121,8 +121,10 @@ def _method_frames(fig: dict[str, Any], where: str) -> list[tuple[str, list[int]
         elif isinstance(item, dict) and "method" in item and set(item) <= {"method", "frames"}:
             out.append((canonical_method(item["method"]), _frames_list(item.get("frames", frames), where)))
         else:
-            raise SpecError(f"{where}: methods entry {item!r} is invalid; allowed: a spec string or "
-                            "{method: SPEC, frames: [N, ...]}")
+            raise SpecError(
+                f"{where}: methods entry {item!r} is invalid; allowed: a spec string or "
+                "{method: SPEC, frames: [N, ...]}"
+            )
     if not out:
         raise SpecError(f"{where}: methods is empty")
     return out
@@ -184,11 +186,21 @@ def load_spec(spec: str | os.PathLike | dict[str, Any] | None) -> dict[str, Any]
             raise SpecError(f"{where}: missing key(s) {', '.join(sorted(req - set(f)))} for kind {f['kind']}")
         extra = set(f) - req - opt - COMMON_KEYS
         if extra:
-            raise SpecError(f"{where}: unknown key(s) {', '.join(sorted(extra))}; allowed for {f['kind']}: "
-                            f"{', '.join(sorted(req | opt | COMMON_KEYS))}")
-    return {"source": src, "name": data.get("name", Path(src).stem), "model": data.get("model"), "latency": lat,
-            "suites": list(suites), "seed": int(data.get("seed", 0)), "n_boot": int(data.get("n_boot", 1000)),
-            "confidence": float(data.get("confidence", 0.95)), "figures": figs}
+            raise SpecError(
+                f"{where}: unknown key(s) {', '.join(sorted(extra))}; allowed for {f['kind']}: "
+                f"{', '.join(sorted(req | opt | COMMON_KEYS))}"
+            )
+    return {
+        "source": src,
+        "name": data.get("name", Path(src).stem),
+        "model": data.get("model"),
+        "latency": lat,
+        "suites": list(suites),
+        "seed": int(data.get("seed", 0)),
+        "n_boot": int(data.get("n_boot", 1000)),
+        "confidence": float(data.get("confidence", 0.95)),
+        "figures": figs,
+    }
 
 
 # ------------------------------------------------------------------------------------------ the results
@@ -197,13 +209,14 @@ def load_spec(spec: str | os.PathLike | dict[str, Any] | None) -> dict[str, Any]
 class _Data:
     """The results of one model, indexed by (suite, canonical method, frames), with cached bootstrap draws."""
 
-    def __init__(self, results_dir: str | os.PathLike, *, model: str | None, seed: int, n_boot: int,
-                 confidence: float):
+    def __init__(self, results_dir: str | os.PathLike, *, model: str | None, seed: int, n_boot: int, confidence: float):
         self.rd = ResultsDir(results_dir)
         cells, samples = self.rd.load()
         if cells.empty:
-            raise LfbenchError(f"no finished cells in {self.rd.path}; run `lfbench sweep ... --out {self.rd.path}` "
-                               "first (figures_analytic needs no results)")
+            raise LfbenchError(
+                f"no finished cells in {self.rd.path}; run `lfbench sweep ... --out {self.rd.path}` "
+                "first (figures_analytic needs no results)"
+            )
         cells, self.model = pareto._select_model(cells, model, str(self.rd.path))
         cells = cells.assign(method=[canonical_method(m) for m in cells["method"]])
         pareto._check_duplicates(cells)
@@ -220,8 +233,7 @@ class _Data:
         cid = row["cell_id"]
         if cid not in self._boot:
             rng = np.random.default_rng(pareto.cell_seed(self.seed, row["suite"], row["method"], int(row["frames"])))
-            self._boot[cid] = pareto.bootstrap_means(self.by_cell.get(cid, np.array([])), n_boot=self.n_boot,
-                                                     rng=rng)
+            self._boot[cid] = pareto.bootstrap_means(self.by_cell.get(cid, np.array([])), n_boot=self.n_boot, rng=rng)
         return self._boot[cid]
 
 
@@ -260,9 +272,16 @@ class _Figure:
             return None
         boot = self.data.boot(r)
         lo, hi = pareto.percentile_interval(boot, self.data.confidence)
-        return {"method": method, "frames": int(frames), "suite": suite, "accuracy": float(r["accuracy"]),
-                "ci_low": pareto._num(lo), "ci_high": pareto._num(hi),
-                "n": int(self.data.by_cell.get(r["cell_id"], np.array([])).size), "boot": boot}
+        return {
+            "method": method,
+            "frames": int(frames),
+            "suite": suite,
+            "accuracy": float(r["accuracy"]),
+            "ci_low": pareto._num(lo),
+            "ci_high": pareto._num(hi),
+            "n": int(self.data.by_cell.get(r["cell_id"], np.array([])).size),
+            "boot": boot,
+        }
 
     def avg(self, method: str, frames: int, suites: Sequence[str]) -> dict[str, Any] | None:
         """Mean accuracy over ``suites`` with a stratified bootstrap interval; None unless all are present."""
@@ -271,9 +290,16 @@ class _Figure:
             return None
         boot = np.mean([p["boot"] for p in pts], axis=0)
         lo, hi = pareto.percentile_interval(boot, self.data.confidence)
-        return {"method": method, "frames": int(frames), "suite": pareto.AVERAGE,
-                "accuracy": float(np.mean([p["accuracy"] for p in pts])), "ci_low": pareto._num(lo),
-                "ci_high": pareto._num(hi), "n": sum(p["n"] for p in pts), "boot": boot}
+        return {
+            "method": method,
+            "frames": int(frames),
+            "suite": pareto.AVERAGE,
+            "accuracy": float(np.mean([p["accuracy"] for p in pts])),
+            "ci_low": pareto._num(lo),
+            "ci_high": pareto._num(hi),
+            "n": sum(p["n"] for p in pts),
+            "boot": boot,
+        }
 
     def suites(self) -> list[str]:
         s = self.fig.get("suites", self.spec["suites"])
@@ -292,15 +318,26 @@ class _Figure:
         for s in absent_suites:
             self.notes.append(f"suite {s!r} has no cells in the results")
         if self.no_latency:
-            self.notes.append("cells with accuracy but no timing run (rerun them in timing mode): "
-                              + ", ".join(f"{c['method']}@{c['frames']} on {c['suite']}" for c in self.no_latency))
-        status = "empty" if not status_drawn else ("complete" if not self.missing and not self.no_latency
-                                                   else "partial")
-        return {"id": self.fig["id"], "kind": self.fig["kind"], "title": self.fig.get("title", self.fig["id"]),
-                "status": status, "files": files,
-                "missing": [{"method": m, "frames": f, "suite": s} for m, f, s in self.missing],
-                "failed": self.failed, "no_latency": self.no_latency, "sweeps": sweeps, "notes": self.notes,
-                "data": data}
+            self.notes.append(
+                "cells with accuracy but no timing run (rerun them in timing mode): "
+                + ", ".join(f"{c['method']}@{c['frames']} on {c['suite']}" for c in self.no_latency)
+            )
+        status = (
+            "empty" if not status_drawn else ("complete" if not self.missing and not self.no_latency else "partial")
+        )
+        return {
+            "id": self.fig["id"],
+            "kind": self.fig["kind"],
+            "title": self.fig.get("title", self.fig["id"]),
+            "status": status,
+            "files": files,
+            "missing": [{"method": m, "frames": f, "suite": s} for m, f, s in self.missing],
+            "failed": self.failed,
+            "no_latency": self.no_latency,
+            "sweeps": sweeps,
+            "notes": self.notes,
+            "data": data,
+        }
 
 
 def _strip(p: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -340,19 +377,29 @@ def _latency_split(F: _Figure, out: Path) -> dict[str, Any]:
                 rows.append(base | {"status": status, "reason": reason, "vision_side_s": None, "llm_side_s": None})
                 continue
             v, llm = _stage_sum(r, VISION_SIDE), _stage_sum(r, LLM_SIDE)
-            rows.append(base | {"status": "ok", "vision_side_s": v, "llm_side_s": llm,
-                                "vision_share": v / (v + llm) if v + llm > 0 else None,
-                                "decode_s": pareto._num(r.get("lat_decode_s")),
-                                "stages_s": {s: pareto._num(r.get(f"lat_{s}_s")) for s in (*VISION_SIDE, *LLM_SIDE)},
-                                "e2e_s": pareto._num(r.get("lat_e2e_s")),
-                                "visual_tokens": pareto._num(r.get("visual_tokens"))})
+            rows.append(
+                base
+                | {
+                    "status": "ok",
+                    "vision_side_s": v,
+                    "llm_side_s": llm,
+                    "vision_share": v / (v + llm) if v + llm > 0 else None,
+                    "decode_s": pareto._num(r.get("lat_decode_s")),
+                    "stages_s": {s: pareto._num(r.get(f"lat_{s}_s")) for s in (*VISION_SIDE, *LLM_SIDE)},
+                    "e2e_s": pareto._num(r.get("lat_e2e_s")),
+                    "visual_tokens": pareto._num(r.get("visual_tokens")),
+                }
+            )
     drawn = any(r["status"] == "ok" for r in rows)
     files: dict[str, str] = {}
     if drawn:
         files = plots.latency_split_plot(
-            rows, out / fig["id"], unit=fig.get("unit", "s"),
+            rows,
+            out / fig["id"],
+            unit=fig.get("unit", "s"),
             title=fig.get("title", f"Latency split on {suite}"),
-            note=f"timed cells of {suite}; stage medians; video decoding not included")
+            note=f"timed cells of {suite}; stage medians; video decoding not included",
+        )
     files["json"] = _write_json(out / f"{fig['id']}.json", {"suite": suite, "rows": rows})
     return F.result(drawn, files, {"suite": suite, "rows": rows})
 
@@ -376,19 +423,31 @@ def _pareto(F: _Figure, out: Path) -> dict[str, Any]:
     try:
         if not present:
             raise LfbenchError("none of the figure's suites has results")
-        analysis = pareto.analyze_tables(cells, F.data.samples, latency=latency, suites=present, model=F.data.model,
-                                         seed=F.data.seed, n_boot=F.data.n_boot, confidence=F.data.confidence,
-                                         where=str(F.data.rd.path), out_hint=F.data.rd.path)
+        analysis = pareto.analyze_tables(
+            cells,
+            F.data.samples,
+            latency=latency,
+            suites=present,
+            model=F.data.model,
+            seed=F.data.seed,
+            n_boot=F.data.n_boot,
+            confidence=F.data.confidence,
+            where=str(F.data.rd.path),
+            out_hint=F.data.rd.path,
+        )
         section = analysis["average"] or analysis["suites"][present[0]]
         if len(present) < len(suites):
-            F.notes.append(f"averaged over {', '.join(present)} only: "
-                           f"{', '.join(s for s in suites if s not in present)} has no results")
+            F.notes.append(
+                f"averaged over {', '.join(present)} only: "
+                f"{', '.join(s for s in suites if s not in present)} has no results"
+            )
     except LfbenchError as e:
         F.notes.append(f"nothing to draw: {e}")
     drawn = bool(section and section["points"])
     if drawn:
-        files = plots.pareto_plot(section, out / fig["id"], title=fig.get("title"), latency=latency,
-                                  confidence=F.data.confidence)
+        files = plots.pareto_plot(
+            section, out / fig["id"], title=fig.get("title"), latency=latency, confidence=F.data.confidence
+        )
         files = {k: v for k, v in files.items() if k in ("png", "svg")}
     files["json"] = _write_json(out / f"{fig['id']}.json", section)
     return F.result(drawn, files, section)
@@ -414,8 +473,7 @@ def _accuracy_vs_frames(F: _Figure, out: Path) -> dict[str, Any]:
     drawn = any(panels.values())
     files: dict[str, str] = {}
     if drawn:
-        files = plots.accuracy_frames_plot(panels, out / fig["id"],
-                                           title=fig.get("title", "Accuracy against frames"))
+        files = plots.accuracy_frames_plot(panels, out / fig["id"], title=fig.get("title", "Accuracy against frames"))
     files["json"] = _write_json(out / f"{fig['id']}.json", panels)
     return F.result(drawn, files, panels)
 
@@ -424,8 +482,9 @@ def _token_budget(F: _Figure, out: Path) -> dict[str, Any]:
     fig = F.fig
     tokens, per_frame = int(fig["visual_tokens"]), int(fig.get("tokens_per_frame", 256))
     if tokens <= 0 or per_frame <= 0 or tokens % per_frame:
-        raise SpecError(f"figure {fig['id']!r}: visual_tokens={tokens} must be a positive multiple of "
-                        f"tokens_per_frame={per_frame}")
+        raise SpecError(
+            f"figure {fig['id']!r}: visual_tokens={tokens} must be a positive multiple of tokens_per_frame={per_frame}"
+        )
     n = tokens // per_frame
     base = canonical_method(fig.get("baseline", "baseline"))
     reducer = fig.get("reducer", "wap")
@@ -439,22 +498,28 @@ def _token_budget(F: _Figure, out: Path) -> dict[str, Any]:
         groups[s] = []
         for label, m, f in variants:
             p = F.avg(m, f, suites) if s == pareto.AVERAGE else F.acc(m, f, s)
-            groups[s].append({"label": label, "method": m, "frames": f, **({"accuracy": None} if p is None
-                                                                             else _strip(p))})
+            groups[s].append(
+                {"label": label, "method": m, "frames": f, **({"accuracy": None} if p is None else _strip(p))}
+            )
             groups[s][-1]["label"] = label
     drawn = any(v.get("accuracy") is not None for vs in groups.values() for v in vs)
     files: dict[str, str] = {}
     title = fig.get("title", f"Fixed visual-token budget: {tokens} tokens")
     if drawn:
         files = plots.grouped_bars_plot(groups, out / fig["id"], title=title)
-    data = {"visual_tokens": tokens, "tokens_per_frame": per_frame,
-            "variants": [{"label": lab, "method": m, "frames": f} for lab, m, f in variants], "groups": groups}
+    data = {
+        "visual_tokens": tokens,
+        "tokens_per_frame": per_frame,
+        "variants": [{"label": lab, "method": m, "frames": f} for lab, m, f in variants],
+        "groups": groups,
+    }
     files["json"] = _write_json(out / f"{fig['id']}.json", data)
     return F.result(drawn, files, data)
 
 
-def _write_table(out: Path, stem: str, header: list[str], rows: list[list[Any]], title: str,
-                 caption: str | None) -> dict[str, str]:
+def _write_table(
+    out: Path, stem: str, header: list[str], rows: list[list[Any]], title: str, caption: str | None
+) -> dict[str, str]:
     md = out / f"{stem}.md"
     text = f"### {title}\n\n" + plots.md_table(header, rows) + "\n"
     if caption:
@@ -566,41 +631,81 @@ def figures_analytic(
         llm = sum(st[s]["predicted_s"] for s in cost.LLM_SIDE)
         k = c["max_position_embeddings"]
         over = not c["fits_context"]
-        cells.append(base | {
-            "status": "over_context" if over else "ok",
-            "label": f"exceeds {k // 1024}k context" if over else None,
-            "reason": c["context_reason"],
-            "vision_side_s": v, "llm_side_s": llm, "total_s": v + llm, "vision_share": v / (v + llm),
-            "stages_s": {s: st[s]["predicted_s"] for s in cost.STAGES},
-            "visual_tokens": c["tokens"]["visual"], "prompt_tokens": c["tokens"]["prompt"],
-            "context_end": c["tokens"]["context_end"], "max_position_embeddings": k, "fits_context": c["fits_context"],
-        })
+        cells.append(
+            base
+            | {
+                "status": "over_context" if over else "ok",
+                "label": f"exceeds {k // 1024}k context" if over else None,
+                "reason": c["context_reason"],
+                "vision_side_s": v,
+                "llm_side_s": llm,
+                "total_s": v + llm,
+                "vision_share": v / (v + llm),
+                "stages_s": {s: st[s]["predicted_s"] for s in cost.STAGES},
+                "visual_tokens": c["tokens"]["visual"],
+                "prompt_tokens": c["tokens"]["prompt"],
+                "context_end": c["tokens"]["context_end"],
+                "max_position_embeddings": k,
+                "fits_context": c["fits_context"],
+            }
+        )
     g = rep["gpu"]
-    title = title or (f"Fig. 1(b), analytic: {rep['model']['name']} on {g['label']} "
-                      "(roofline lower bounds)")
+    title = title or (f"Fig. 1(b), analytic: {rep['model']['name']} on {g['label']} (roofline lower bounds)")
     out = Path(out)
     files = plots.latency_split_plot(
-        cells, out / stem, title=title, unit="ms",
-        note=(f"analytic cost model (lfbench cost): bf16, {new_tokens} new tokens, {tiles} tile(s) per frame; "
-              "lower bounds, not measurements; decode of the video not included"))
-    doc = {"model": rep["model"]["name"], "gpu": g, "settings": rep["settings"],
-           "note": "predicted_s are roofline lower bounds (liteframe_bench.cost)", "cells": cells}
+        cells,
+        out / stem,
+        title=title,
+        unit="ms",
+        note=(
+            f"analytic cost model (lfbench cost): bf16, {new_tokens} new tokens, {tiles} tile(s) per frame; "
+            "lower bounds, not measurements; decode of the video not included"
+        ),
+    )
+    doc = {
+        "model": rep["model"]["name"],
+        "gpu": g,
+        "settings": rep["settings"],
+        "note": "predicted_s are roofline lower bounds (liteframe_bench.cost)",
+        "cells": cells,
+    }
     files["json"] = _write_json(out / f"{stem}.json", doc)
-    over = [{"method": c["method"], "frames": c["frames"], "reason": c["reason"]} for c in cells
-            if c["status"] == "over_context"]
+    over = [
+        {"method": c["method"], "frames": c["frames"], "reason": c["reason"]}
+        for c in cells
+        if c["status"] == "over_context"
+    ]
     return files | {"cells": cells, "over_context": over}
 
 
 def _latency_split_analytic(F: _Figure | None, fig: dict[str, Any], out: Path) -> dict[str, Any]:
-    res = figures_analytic(out, model=fig.get("model", "internvl3-8b"), gpu=fig.get("gpu", "h200"),
-                           frames=_frames_list(fig["frames"], fig["id"]),
-                           methods=[str(m) for m in fig["methods"]], new_tokens=int(fig.get("new_tokens", 16)),
-                           tiles=int(fig.get("tiles", 1)), stem=fig["id"], title=fig.get("title"))
-    notes = [f"{o['method']} @ {o['frames']} frames exceeds the LLM context: {o['reason']}"
-             for o in res["over_context"]]
-    return {"id": fig["id"], "kind": fig["kind"], "title": fig.get("title", fig["id"]), "status": "complete",
-            "files": {k: res[k] for k in ("png", "svg", "json")}, "missing": [], "failed": [], "no_latency": [],
-            "sweeps": [], "notes": notes, "data": {"cells": res["cells"]}}
+    res = figures_analytic(
+        out,
+        model=fig.get("model", "internvl3-8b"),
+        gpu=fig.get("gpu", "h200"),
+        frames=_frames_list(fig["frames"], fig["id"]),
+        methods=[str(m) for m in fig["methods"]],
+        new_tokens=int(fig.get("new_tokens", 16)),
+        tiles=int(fig.get("tiles", 1)),
+        stem=fig["id"],
+        title=fig.get("title"),
+    )
+    notes = [
+        f"{o['method']} @ {o['frames']} frames exceeds the LLM context: {o['reason']}" for o in res["over_context"]
+    ]
+    return {
+        "id": fig["id"],
+        "kind": fig["kind"],
+        "title": fig.get("title", fig["id"]),
+        "status": "complete",
+        "files": {k: res[k] for k in ("png", "svg", "json")},
+        "missing": [],
+        "failed": [],
+        "no_latency": [],
+        "sweeps": [],
+        "notes": notes,
+        "data": {"cells": res["cells"]},
+    }
 
 
 _BUILDERS = {
@@ -617,8 +722,12 @@ _BUILDERS = {
 
 
 def _index_md(result: dict[str, Any], out: Path) -> str:
-    lines = [f"# {result['spec_name']}: figures from {result['results_dir']}", "",
-             f"- spec: `{result['spec']}`; model: `{result['model']}`", ""]
+    lines = [
+        f"# {result['spec_name']}: figures from {result['results_dir']}",
+        "",
+        f"- spec: `{result['spec']}`; model: `{result['model']}`",
+        "",
+    ]
     for f in result["figures"]:
         lines += [f"## {f['title']}", "", f"`{f['id']}` ({f['kind']}): **{f['status']}**", ""]
         if "png" in f["files"]:
@@ -630,8 +739,9 @@ def _index_md(result: dict[str, Any], out: Path) -> str:
         for c in f["failed"]:
             lines.append(f"- could not run: `{c['method']}` @ {c['frames']} frames on {c['suite']}: {c['reason']}")
         if f["missing"]:
-            lines.append("- missing: " + ", ".join(f"`{c['method']}`@{c['frames']} on {c['suite']}"
-                                                   for c in f["missing"]))
+            lines.append(
+                "- missing: " + ", ".join(f"`{c['method']}`@{c['frames']} on {c['suite']}" for c in f["missing"])
+            )
         if f["sweeps"]:
             lines += ["", "To fill it:", "", "```", *f["sweeps"], "```"]
         lines.append("")
@@ -659,11 +769,14 @@ def run_figures(
         if bad:
             raise SpecError(f"unknown figure id {bad[0]!r}; allowed: {', '.join(ids)}")
         figs = [f for f in figs if f["id"] in only]
+    needs_results = any(f["kind"] != "latency_split_analytic" for f in figs)
+    data = (
+        _Data(results_dir, model=sp["model"], seed=sp["seed"], n_boot=sp["n_boot"], confidence=sp["confidence"])
+        if needs_results
+        else None
+    )
     out = Path(out) if out is not None else Path(results_dir) / "figures"
     out.mkdir(parents=True, exist_ok=True)
-    needs_results = any(f["kind"] != "latency_split_analytic" for f in figs)
-    data = _Data(results_dir, model=sp["model"], seed=sp["seed"], n_boot=sp["n_boot"],
-                 confidence=sp["confidence"]) if needs_results else None
     done = []
     for f in figs:
         if f["kind"] == "latency_split_analytic":
@@ -673,8 +786,15 @@ def run_figures(
     cells = list(dict.fromkeys((c["method"], c["frames"], c["suite"]) for f in done for c in f["missing"]))
     model = data.model if data is not None and data.model not in (None, "tiny") else None
     sweeps = pareto.sweep_commands(cells, Path(results_dir), model) if cells else []
-    result = {"results_dir": str(results_dir), "spec": sp["source"], "spec_name": sp["name"],
-              "model": data.model if data else None, "out": str(out), "figures": done, "sweeps": sweeps}
+    result = {
+        "results_dir": str(results_dir),
+        "spec": sp["source"],
+        "spec_name": sp["name"],
+        "model": data.model if data else None,
+        "out": str(out),
+        "figures": done,
+        "sweeps": sweeps,
+    }
     index = out / "figures.md"
     index.write_text(_index_md(result, out))
     result["index"] = str(index)
@@ -695,9 +815,14 @@ def render_figures(result: dict[str, Any], console: Any = None) -> None:
         t.add_column(col, no_wrap=col in ("id", "kind"))
     colour = {"complete": "green", "partial": "yellow", "empty": "red"}
     for f in result["figures"]:
-        t.add_row(f["id"], f["kind"], f"[{colour[f['status']]}]{f['status']}[/]",
-                  ", ".join(sorted({Path(p).suffix.lstrip(".") for p in f["files"].values()})), str(len(f["missing"])),
-                  str(len(f["failed"])))
+        t.add_row(
+            f["id"],
+            f["kind"],
+            f"[{colour[f['status']]}]{f['status']}[/]",
+            ", ".join(sorted({Path(p).suffix.lstrip(".") for p in f["files"].values()})),
+            str(len(f["missing"])),
+            str(len(f["failed"])),
+        )
     console.print(t)
     for f in result["figures"]:
         for n in f["notes"]:

@@ -39,14 +39,6 @@ def manifest():
     return ModelManifest(model_id=MODEL_ID, simple_class_path="liteframe_bench.lmms_adapter.LfbenchModel")
 
 
-def _tiles(value: Any) -> tuple[int, int]:
-    text = str(value).lower()
-    rows, _, cols = text.partition("x")
-    if not (rows.isdigit() and cols.isdigit() and int(rows) >= 1 and int(cols) >= 1):
-        raise LfbenchError(f"tiles={value!r} is invalid; allowed: RxC, e.g. 1x1 or 2x2")
-    return int(rows), int(cols)
-
-
 class LfbenchModel(lmms):
     """An lfbench method (backbone + optional reducer) answering lmms-eval ``generate_until`` requests."""
 
@@ -69,7 +61,7 @@ class LfbenchModel(lmms):
     ) -> None:
         super().__init__()
         from liteframe_bench.backends.internvl import InternVL3
-        from liteframe_bench.pipeline import build_method
+        from liteframe_bench.pipeline import build_method, parse_tiles
 
         if plugins:
             registry.load_plugins(str(plugins).split(os.pathsep))
@@ -78,7 +70,7 @@ class LfbenchModel(lmms):
         self.frames = int(frames)
         self.max_new_tokens = int(max_new_tokens)
         self.backbone = backbone if backbone is not None else InternVL3.load(str(model), device=device, dtype=dtype)
-        self.method = build_method(str(method), self.backbone, tiles=_tiles(tiles))
+        self.method = build_method(str(method), self.backbone, tiles=parse_tiles(tiles))
         self.run_id = run_id
         self.sidecar = Path(sidecar or os.environ.get(SIDECAR_ENV) or "lfbench_samples.jsonl")
         self.sidecar.parent.mkdir(parents=True, exist_ok=True)

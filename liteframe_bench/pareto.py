@@ -113,8 +113,9 @@ def scores(correct: Iterable[float]) -> np.ndarray:
     return np.nan_to_num(x, nan=0.0)
 
 
-def bootstrap_means(values: Sequence[float], *, n_boot: int = 1000, rng: np.random.Generator | None = None,
-                    seed: Any = 0) -> np.ndarray:
+def bootstrap_means(
+    values: Sequence[float], *, n_boot: int = 1000, rng: np.random.Generator | None = None, seed: Any = 0
+) -> np.ndarray:
     """``n_boot`` means of resamples (with replacement, same size) of ``values`` (NaN counted as 0).
 
     Empty ``values`` give an array of NaN. Memory is bounded by drawing in chunks.
@@ -144,14 +145,16 @@ def percentile_interval(means: np.ndarray, confidence: float = 0.95) -> tuple[fl
     return float(lo), float(hi)
 
 
-def bootstrap_ci(correct: Sequence[float], *, n_boot: int = 1000, confidence: float = 0.95,
-                 seed: Any = 0) -> tuple[float, float]:
+def bootstrap_ci(
+    correct: Sequence[float], *, n_boot: int = 1000, confidence: float = 0.95, seed: Any = 0
+) -> tuple[float, float]:
     """95% (``confidence``) percentile bootstrap interval of mean correctness; NaN counts as wrong."""
     return percentile_interval(bootstrap_means(correct, n_boot=n_boot, seed=seed), confidence)
 
 
-def stratified_bootstrap_ci(groups: Sequence[Sequence[float]], *, n_boot: int = 1000, confidence: float = 0.95,
-                            seed: Any = 0) -> tuple[float, float]:
+def stratified_bootstrap_ci(
+    groups: Sequence[Sequence[float]], *, n_boot: int = 1000, confidence: float = 0.95, seed: Any = 0
+) -> tuple[float, float]:
     """Interval of the mean over groups (suites) of per-group mean correctness: resample within each group."""
     if not groups:
         return math.nan, math.nan
@@ -192,8 +195,7 @@ def best_under_budget(df: pd.DataFrame, budget: float) -> dict[str, Any] | None:
     ok = df[df["latency"] <= budget]
     if ok.empty:
         return None
-    ok = ok.assign(_neg_acc=-ok["accuracy"]).sort_values(["_neg_acc", "latency", "method", "frames"],
-                                                          kind="mergesort")
+    ok = ok.assign(_neg_acc=-ok["accuracy"]).sort_values(["_neg_acc", "latency", "method", "frames"], kind="mergesort")
     return ok.iloc[0].to_dict()
 
 
@@ -203,8 +205,15 @@ def budget_table(df: pd.DataFrame, budgets: Sequence[float]) -> list[dict[str, A
         best = best_under_budget(df, b) if len(df) else None
         row: dict[str, Any] = {"budget_s": float(b)}
         if best is None:
-            row |= {"method": None, "frames": None, "latency": None, "accuracy": None, "ci_low": None,
-                    "ci_high": None, "note": "no point within this budget"}
+            row |= {
+                "method": None,
+                "frames": None,
+                "latency": None,
+                "accuracy": None,
+                "ci_low": None,
+                "ci_high": None,
+                "note": "no point within this budget",
+            }
         else:
             row |= {k: best[k] for k in ("method", "frames", "latency", "accuracy", "ci_low", "ci_high")}
         rows.append(row)
@@ -232,19 +241,29 @@ def _records(df: pd.DataFrame, keys: Sequence[str]) -> list[dict[str, Any]]:
     return [{k: _num(r[k]) for k in keys} for r in df[list(keys)].to_dict("records")] if len(df) else []
 
 
-def sweep_command(method: str, frames: Iterable[int], suites: Iterable[str], out: str | os.PathLike,
-                  model: str | None = None) -> str:
+def sweep_command(
+    method: str, frames: Iterable[int], suites: Iterable[str], out: str | os.PathLike, model: str | None = None
+) -> str:
     """The ``lfbench sweep`` invocation that fills the given cells into ``out``."""
-    cmd = ["lfbench", "sweep", "--methods", method, "--frames", ",".join(str(int(f)) for f in sorted(set(frames))),
-           "--suites", ",".join(sorted(set(suites)))]
+    cmd = [
+        "lfbench",
+        "sweep",
+        "--methods",
+        method,
+        "--frames",
+        ",".join(str(int(f)) for f in sorted(set(frames))),
+        "--suites",
+        ",".join(sorted(set(suites))),
+    ]
     if model:
         cmd += ["--model", model]
     cmd += ["--out", str(out)]
     return " ".join(shlex.quote(c) for c in cmd)
 
 
-def sweep_commands(cells: Iterable[tuple[str, int, str]], out: str | os.PathLike,
-                   model: str | None = None) -> list[str]:
+def sweep_commands(
+    cells: Iterable[tuple[str, int, str]], out: str | os.PathLike, model: str | None = None
+) -> list[str]:
     """Few sweep commands covering every (method, frames, suite): one per method and set of suites sharing the
     same frame counts."""
     by_ms: dict[tuple[str, str], set[int]] = {}
@@ -271,62 +290,106 @@ def _check_duplicates(cells: pd.DataFrame) -> None:
     dup = cells[cells.duplicated(["suite", "method", "frames"], keep=False)]
     if len(dup):
         first = dup.sort_values(["suite", "method", "frames"]).iloc[0]
-        ids = dup[(dup["suite"] == first["suite"]) & (dup["method"] == first["method"])
-                  & (dup["frames"] == first["frames"])]["cell_id"].tolist()
+        ids = dup[
+            (dup["suite"] == first["suite"]) & (dup["method"] == first["method"]) & (dup["frames"] == first["frames"])
+        ]["cell_id"].tolist()
         raise LfbenchError(
             f"{len(dup)} cells share (suite, method, frames) with different settings, e.g. {first['method']} @ "
             f"{first['frames']} frames on {first['suite']}: cell ids {', '.join(map(str, ids))}; analyse one "
-            "setting per results folder")
+            "setting per results folder"
+        )
 
 
 # --------------------------------------------------------------------------------------------- sections
 
 
-def suite_points(cells: pd.DataFrame, samples: pd.DataFrame, suite: str, *, latency: str = "lat_e2e_s",
-                 seed: int = 0, n_boot: int = 1000, confidence: float = 0.95
-                 ) -> tuple[pd.DataFrame, dict[str, Any], list[str]]:
+def suite_points(
+    cells: pd.DataFrame,
+    samples: pd.DataFrame,
+    suite: str,
+    *,
+    latency: str = "lat_e2e_s",
+    seed: int = 0,
+    n_boot: int = 1000,
+    confidence: float = 0.95,
+) -> tuple[pd.DataFrame, dict[str, Any], list[str]]:
     """Points of one suite (with ``boot``: bootstrap means per point) plus the cells left out and warnings."""
     c = cells[cells["suite"] == suite]
     ok = c[c["status"] == "ok"]
     bad = c[c["status"] != "ok"]
     left: dict[str, Any] = {
-        "errors": [{"method": r["method"], "frames": int(r["frames"]), "status": r["status"],
-                    "reason": r["reason"] if isinstance(r["reason"], str) else None}
-                   for r in bad.sort_values(["method", "frames"]).to_dict("records")],
-        "no_latency": [], "no_accuracy": [],
+        "errors": [
+            {
+                "method": r["method"],
+                "frames": int(r["frames"]),
+                "status": r["status"],
+                "reason": r["reason"] if isinstance(r["reason"], str) else None,
+            }
+            for r in bad.sort_values(["method", "frames"]).to_dict("records")
+        ],
+        "no_latency": [],
+        "no_accuracy": [],
     }
     warnings: list[str] = []
     by_cell = {k: g["correct"].to_numpy(float) for k, g in samples[samples["suite"] == suite].groupby("cell_id")}
     rows = []
     for r in ok.to_dict("records"):
         corr = by_cell.get(r["cell_id"], np.array([]))
-        boot = bootstrap_means(corr, n_boot=n_boot, rng=np.random.default_rng(
-            cell_seed(seed, suite, r["method"], int(r["frames"]))))
+        boot = bootstrap_means(
+            corr, n_boot=n_boot, rng=np.random.default_rng(cell_seed(seed, suite, r["method"], int(r["frames"])))
+        )
         lo, hi = percentile_interval(boot, confidence)
         acc = float(r["accuracy"]) if pd.notna(r["accuracy"]) else math.nan
         where = f"{r['method']} @ {int(r['frames'])} frames on {suite}"
         if corr.size == 0:
             warnings.append(f"{where}: no per-sample rows, so no confidence interval")
         elif math.isfinite(acc) and abs(scores(corr).mean() - acc) > 1e-9:
-            warnings.append(f"{where}: cell accuracy {acc:.6f} differs from the per-sample mean "
-                            f"{scores(corr).mean():.6f} ({NAN_POLICY})")
+            warnings.append(
+                f"{where}: cell accuracy {acc:.6f} differs from the per-sample mean "
+                f"{scores(corr).mean():.6f} ({NAN_POLICY})"
+            )
         lat = float(r[latency]) if pd.notna(r[latency]) else math.nan
-        entry = {"method": r["method"], "frames": int(r["frames"]), "suite": suite, "cell_id": r["cell_id"],
-                 "latency": lat, "accuracy": acc, "ci_low": lo, "ci_high": hi, "n": int(corr.size),
-                 "n_unscored": int(np.isnan(corr).sum()), "boot": boot}
+        entry = {
+            "method": r["method"],
+            "frames": int(r["frames"]),
+            "suite": suite,
+            "cell_id": r["cell_id"],
+            "latency": lat,
+            "accuracy": acc,
+            "ci_low": lo,
+            "ci_high": hi,
+            "n": int(corr.size),
+            "n_unscored": int(np.isnan(corr).sum()),
+            "boot": boot,
+        }
         if not math.isfinite(lat):
             left["no_latency"].append({"method": entry["method"], "frames": entry["frames"], "accuracy": _num(acc)})
         elif not math.isfinite(acc):
             left["no_accuracy"].append({"method": entry["method"], "frames": entry["frames"], "latency": lat})
         else:
             rows.append(entry)
-    df = pd.DataFrame(rows, columns=["method", "frames", "suite", "cell_id", "latency", "accuracy", "ci_low",
-                                     "ci_high", "n", "n_unscored", "boot"])
+    df = pd.DataFrame(
+        rows,
+        columns=[
+            "method",
+            "frames",
+            "suite",
+            "cell_id",
+            "latency",
+            "accuracy",
+            "ci_low",
+            "ci_high",
+            "n",
+            "n_unscored",
+            "boot",
+        ],
+    )
     return frontier(df), left, warnings
 
 
-def average_points(per_suite: dict[str, pd.DataFrame], all_cells: pd.DataFrame, *, confidence: float = 0.95
-                   ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
+def average_points(
+    per_suite: dict[str, pd.DataFrame], all_cells: pd.DataFrame, *, confidence: float = 0.95
+) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
     """Average over the suites of ``per_suite`` (points with ``boot``), and the (method, frames) left out."""
     suites = sorted(per_suite)
     keys: dict[tuple[str, int], dict[str, Any]] = {}
@@ -342,18 +405,27 @@ def average_points(per_suite: dict[str, pd.DataFrame], all_cells: pd.DataFrame, 
             pts = [have[s] for s in suites]
             boot = np.mean([p["boot"] for p in pts], axis=0)
             lo, hi = percentile_interval(boot, confidence)
-            rows.append({"method": key[0], "frames": key[1], "suite": AVERAGE, "cell_id": None,
-                         "latency": float(np.mean([p["latency"] for p in pts])),
-                         "accuracy": float(np.mean([p["accuracy"] for p in pts])), "ci_low": lo, "ci_high": hi,
-                         "n": int(sum(p["n"] for p in pts)), "n_unscored": int(sum(p["n_unscored"] for p in pts)),
-                         "boot": boot})
+            rows.append(
+                {
+                    "method": key[0],
+                    "frames": key[1],
+                    "suite": AVERAGE,
+                    "cell_id": None,
+                    "latency": float(np.mean([p["latency"] for p in pts])),
+                    "accuracy": float(np.mean([p["accuracy"] for p in pts])),
+                    "ci_low": lo,
+                    "ci_high": hi,
+                    "n": int(sum(p["n"] for p in pts)),
+                    "n_unscored": int(sum(p["n_unscored"] for p in pts)),
+                    "boot": boot,
+                }
+            )
             continue
         reasons = {}
         for s in suites:
             if s in have:
                 continue
-            c = all_cells[(all_cells["suite"] == s) & (all_cells["method"] == key[0])
-                          & (all_cells["frames"] == key[1])]
+            c = all_cells[(all_cells["suite"] == s) & (all_cells["method"] == key[0]) & (all_cells["frames"] == key[1])]
             if c.empty:
                 reasons[s] = "no cell"
             elif (c["status"] != "ok").any():
@@ -363,16 +435,36 @@ def average_points(per_suite: dict[str, pd.DataFrame], all_cells: pd.DataFrame, 
                 reasons[s] = "no accuracy"
             else:
                 reasons[s] = "no latency (accuracy-only run)"
-        missing.append({"method": key[0], "frames": key[1], "present_suites": sorted(have),
-                        "missing_suites": sorted(reasons), "reasons": reasons})
-    df = pd.DataFrame(rows, columns=["method", "frames", "suite", "cell_id", "latency", "accuracy", "ci_low",
-                                     "ci_high", "n", "n_unscored", "boot"])
+        missing.append(
+            {
+                "method": key[0],
+                "frames": key[1],
+                "present_suites": sorted(have),
+                "missing_suites": sorted(reasons),
+                "reasons": reasons,
+            }
+        )
+    df = pd.DataFrame(
+        rows,
+        columns=[
+            "method",
+            "frames",
+            "suite",
+            "cell_id",
+            "latency",
+            "accuracy",
+            "ci_low",
+            "ci_high",
+            "n",
+            "n_unscored",
+            "boot",
+        ],
+    )
     return frontier(df), missing
 
 
 def _section(name: str, df: pd.DataFrame, budgets: Sequence[float], extra: dict[str, Any]) -> dict[str, Any]:
-    pts = _records(df, ("method", "frames", "latency", "accuracy", "ci_low", "ci_high", "n", "n_unscored",
-                        "dominated"))
+    pts = _records(df, ("method", "frames", "latency", "accuracy", "ci_low", "ci_high", "n", "n_unscored", "dominated"))
     return {
         "name": name,
         "points": pts,
@@ -418,8 +510,11 @@ def analyze_tables(
     okc = cells[cells["status"] == "ok"]
     if okc.empty:
         reasons = sorted({str(r) for r in cells["reason"].dropna()})[:5]
-        raise LfbenchError(f"no cell with status ok in {where} ({len(cells)} cells could not run"
-                           + (f": {'; '.join(reasons)}" if reasons else "") + ")")
+        raise LfbenchError(
+            f"no cell with status ok in {where} ({len(cells)} cells could not run"
+            + (f": {'; '.join(reasons)}" if reasons else "")
+            + ")"
+        )
     present = sorted(cells["suite"].dropna().unique())
     if suites is None:
         suites = sorted(okc["suite"].unique())
@@ -435,11 +530,11 @@ def analyze_tables(
     per_suite: dict[str, pd.DataFrame] = {}
     left: dict[str, dict[str, Any]] = {}
     for s in suites:
-        per_suite[s], left[s], w = suite_points(cells, samples, s, latency=latency, seed=seed, n_boot=n_boot,
-                                                confidence=confidence)
+        per_suite[s], left[s], w = suite_points(
+            cells, samples, s, latency=latency, seed=seed, n_boot=n_boot, confidence=confidence
+        )
         warnings += w
-    avg_df, missing = (average_points(per_suite, cells, confidence=confidence) if len(suites) > 1
-                       else (None, []))
+    avg_df, missing = average_points(per_suite, cells, confidence=confidence) if len(suites) > 1 else (None, [])
     given = budgets is not None
     if budgets is None:
         lats = [x for df in per_suite.values() for x in df["latency"]]
@@ -449,18 +544,31 @@ def analyze_tables(
     sections = {s: _section(s, per_suite[s], budgets, left[s]) for s in suites}
     average = None
     if avg_df is not None:
-        fill = [(m["method"], m["frames"], s) for m in missing for s in m["missing_suites"]
-                if m["reasons"][s] == "no cell"]
-        average = _section(AVERAGE, avg_df, budgets, {
-            "suites": list(suites), "missing": missing,
-            "sweeps": sweep_commands(fill, out_hint, model if model not in (None, "tiny") else None)})
+        fill = [
+            (m["method"], m["frames"], s) for m in missing for s in m["missing_suites"] if m["reasons"][s] == "no cell"
+        ]
+        average = _section(
+            AVERAGE,
+            avg_df,
+            budgets,
+            {
+                "suites": list(suites),
+                "missing": missing,
+                "sweeps": sweep_commands(fill, out_hint, model if model not in (None, "tiny") else None),
+            },
+        )
     return {
         "results_dir": where,
         "model": model,
         "latency": latency,
         "accuracy": "accuracy",
-        "settings": {"seed": seed, "n_boot": n_boot, "confidence": confidence, "nan_policy": NAN_POLICY,
-                     "budgets": "given" if given else "auto (1-2-5 grid over the points' latencies)"},
+        "settings": {
+            "seed": seed,
+            "n_boot": n_boot,
+            "confidence": confidence,
+            "nan_policy": NAN_POLICY,
+            "budgets": "given" if given else "auto (1-2-5 grid over the points' latencies)",
+        },
         "budgets": [float(b) for b in budgets],
         "suites": sections,
         "average": average,
@@ -490,8 +598,9 @@ def provenance(rd: ResultsDir, run_ids: Iterable[str]) -> tuple[dict[str, Any], 
     devices = sorted({str(d) for r in runs if (d := field(r, "device_name", "device")) is not None})
     shas = sorted({str(s) for r in runs if (s := field(r, "git_sha")) is not None})
     if len(devices) > 1:
-        warnings.append(f"latencies come from {len(devices)} different devices ({'; '.join(devices)}); "
-                        "compare them with care")
+        warnings.append(
+            f"latencies come from {len(devices)} different devices ({'; '.join(devices)}); compare them with care"
+        )
     return {"runs": runs, "run_ids": sorted(used), "devices": devices, "git_shas": shas}, warnings
 
 
@@ -517,8 +626,19 @@ def analyze(
     """
     rd = ResultsDir(results_dir)
     cells, samples = rd.load()
-    out = analyze_tables(cells, samples, latency=latency, budgets=budgets, suites=suites, model=model, seed=seed,
-                         n_boot=n_boot, confidence=confidence, where=str(rd.path), out_hint=rd.path)
+    out = analyze_tables(
+        cells,
+        samples,
+        latency=latency,
+        budgets=budgets,
+        suites=suites,
+        model=model,
+        seed=seed,
+        n_boot=n_boot,
+        confidence=confidence,
+        where=str(rd.path),
+        out_hint=rd.path,
+    )
     used = cells[cells["suite"].isin(list(out["suites"]))]
     if out["model"] is not None:
         used = used[used["model"] == out["model"]]
@@ -557,9 +677,12 @@ def render(analysis: dict[str, Any], console: Any = None) -> None:
         console.width = 100
     sections = [*analysis["suites"].values(), *([analysis["average"]] if analysis.get("average") else [])]
     lat = analysis["latency"]
-    console.print(f"[bold]lfbench pareto[/bold] {analysis['results_dir']}  model={analysis['model']}  "
-                  f"latency={lat}  {analysis['settings']['confidence']:.0%} bootstrap CI "
-                  f"(n_boot={analysis['settings']['n_boot']}, seed={analysis['settings']['seed']})", highlight=False)
+    console.print(
+        f"[bold]lfbench pareto[/bold] {analysis['results_dir']}  model={analysis['model']}  "
+        f"latency={lat}  {analysis['settings']['confidence']:.0%} bootstrap CI "
+        f"(n_boot={analysis['settings']['n_boot']}, seed={analysis['settings']['seed']})",
+        highlight=False,
+    )
     for sec in sections:
         title = f"{sec['name']}: Pareto frontier ({len(sec['frontier'])} of {len(sec['points'])} points)"
         if sec["name"] == AVERAGE:
@@ -570,26 +693,37 @@ def render(analysis: dict[str, Any], console: Any = None) -> None:
         for p in sec["points"]:
             style = None if not p["dominated"] else "dim"
             ci = f"{_pct(p['ci_low'])}–{_pct(p['ci_high'])}"
-            t.add_row(p["method"], str(p["frames"]), _sec(p["latency"]), _pct(p["accuracy"]), ci, str(p["n"]),
-                      style=style)
+            t.add_row(
+                p["method"], str(p["frames"]), _sec(p["latency"]), _pct(p["accuracy"]), ci, str(p["n"]), style=style
+            )
         console.print(t)
         b = Table(title=f"{sec['name']}: best under a latency budget")
         for col in ("budget", "method", "frames", lat, "accuracy %"):
             b.add_column(col, justify="left" if col == "method" else "right")
         for r in sec["budget_table"]:
-            b.add_row(_sec(r["budget_s"]), r["method"] or "(none fits)", str(r["frames"] or "—"),
-                      _sec(r["latency"]), _pct(r["accuracy"]))
+            b.add_row(
+                _sec(r["budget_s"]),
+                r["method"] or "(none fits)",
+                str(r["frames"] or "—"),
+                _sec(r["latency"]),
+                _pct(r["accuracy"]),
+            )
         console.print(b)
         for e in sec.get("errors", []):
-            console.print(f"  cannot run: {e['method']} @ {e['frames']} frames: {e['reason']}", style="red",
-                          highlight=False)
+            console.print(
+                f"  cannot run: {e['method']} @ {e['frames']} frames: {e['reason']}", style="red", highlight=False
+            )
         for e in sec.get("no_latency", []):
-            console.print(f"  no latency (accuracy-only run): {e['method']} @ {e['frames']} frames",
-                          style="yellow", highlight=False)
+            console.print(
+                f"  no latency (accuracy-only run): {e['method']} @ {e['frames']} frames",
+                style="yellow",
+                highlight=False,
+            )
         for m in sec.get("missing", []):
             why = "; ".join(f"{s}: {r}" for s, r in m["reasons"].items())
-            console.print(f"  not averaged: {m['method']} @ {m['frames']} frames ({why})", style="yellow",
-                          highlight=False)
+            console.print(
+                f"  not averaged: {m['method']} @ {m['frames']} frames ({why})", style="yellow", highlight=False
+            )
         for cmd in sec.get("sweeps", []):
             console.print(f"  to fill: {cmd}", highlight=False)
     for w in analysis.get("warnings", []):
@@ -597,8 +731,25 @@ def render(analysis: dict[str, Any], console: Any = None) -> None:
 
 
 __all__ = [
-    "AVERAGE", "LATENCY_COLUMNS", "NAN_POLICY", "analyze", "analyze_tables", "auto_budgets", "average_points",
-    "best_under_budget", "bootstrap_ci", "bootstrap_means", "budget_table", "dominated_mask", "frontier",
-    "percentile_interval", "render", "run_pareto", "scores", "stratified_bootstrap_ci", "suite_points",
-    "sweep_command", "sweep_commands",
+    "AVERAGE",
+    "LATENCY_COLUMNS",
+    "NAN_POLICY",
+    "analyze",
+    "analyze_tables",
+    "auto_budgets",
+    "average_points",
+    "best_under_budget",
+    "bootstrap_ci",
+    "bootstrap_means",
+    "budget_table",
+    "dominated_mask",
+    "frontier",
+    "percentile_interval",
+    "render",
+    "run_pareto",
+    "scores",
+    "stratified_bootstrap_ci",
+    "suite_points",
+    "sweep_command",
+    "sweep_commands",
 ]

@@ -206,6 +206,14 @@ def _flatten_tiles(out) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     return (torch.cat([p[0] for p in parts]), torch.cat([p[1] for p in parts]), torch.cat([p[2] for p in parts]), tile)
 
 
+def parse_tiles(value: Any) -> tuple[int, int]:
+    """``"2x2"`` -> (2, 2): fixed tiling of each frame into rows x cols tiles of the model's image size."""
+    rows, _, cols = str(value).lower().partition("x")
+    if not (rows.isdigit() and cols.isdigit() and int(rows) >= 1 and int(cols) >= 1):
+        raise SpecError(f"tiles={value!r} is invalid; allowed: RxC, e.g. 1x1 or 2x2")
+    return int(rows), int(cols)
+
+
 def build_method(spec: str, backbone, *, tiles: tuple[int, int] = (1, 1)) -> VideoLLM:
     """A runnable method from a spec: ``baseline``, or a reducer spec (optionally ``at=vit|proj``)."""
     name, params = registry.parse_spec(spec)

@@ -20,6 +20,7 @@ from pathlib import Path
 from typing import Any
 
 import matplotlib
+from matplotlib import ticker
 from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
@@ -42,11 +43,39 @@ METHOD_COLORS: dict[str, str] = {
     "visionzip": "#17becf",
     "liteframe": "#ff7f0e",
 }
-_FALLBACK = ["#393b79", "#637939", "#8c6d31", "#843c39", "#7b4173", "#3182bd", "#31a354", "#756bb1",
-             "#636363", "#e6550d", "#969696", "#6baed6", "#fd8d3c", "#74c476", "#9e9ac8", "#a1d99b"]
+_FALLBACK = [
+    "#393b79",
+    "#637939",
+    "#8c6d31",
+    "#843c39",
+    "#7b4173",
+    "#3182bd",
+    "#31a354",
+    "#756bb1",
+    "#636363",
+    "#e6550d",
+    "#969696",
+    "#6baed6",
+    "#fd8d3c",
+    "#74c476",
+    "#9e9ac8",
+    "#a1d99b",
+]
 #: Markers by frame count; other counts take the next free marker in a fixed order.
-FRAME_MARKERS: dict[int, str] = {1: "8", 2: "p", 4: "h", 8: "o", 16: "s", 32: "^", 64: "D", 128: "v", 256: "P",
-                                 512: "X", 1024: "*", 2048: "<"}
+FRAME_MARKERS: dict[int, str] = {
+    1: "8",
+    2: "p",
+    4: "h",
+    8: "o",
+    16: "s",
+    32: "^",
+    64: "D",
+    128: "v",
+    256: "P",
+    512: "X",
+    1024: "*",
+    2048: "<",
+}
 _MARKER_POOL = [">", "d", "H", "1", "2", "3", "4", "+", "x"]
 
 LATENCY_LABELS = {
@@ -103,18 +132,31 @@ def save(fig: Figure, path_stem: str | os.PathLike) -> dict[str, str]:
 def _legends(fig: Figure, methods: Sequence[str], frames: Sequence[int], extra: Sequence[Any] = ()) -> None:
     """Colour legend (methods) and marker legend (frames) outside the axes, on the right."""
     mh = [Line2D([], [], color=method_color(m), marker="o", linestyle="", markersize=7, label=m) for m in methods]
-    fh = [Line2D([], [], color="#555555", marker=frame_marker(f), linestyle="", markersize=7, label=f"{f} frames")
-          for f in frames]
+    fh = [
+        Line2D([], [], color="#555555", marker=frame_marker(f), linestyle="", markersize=7, label=f"{f} frames")
+        for f in frames
+    ]
     if mh or extra:
-        fig.legend(handles=mh + list(extra), title="method", loc="outside right upper", fontsize=8,
-                   title_fontsize=9, frameon=False)
+        fig.legend(
+            handles=mh + list(extra),
+            title="method",
+            loc="outside right upper",
+            fontsize=8,
+            title_fontsize=9,
+            frameon=False,
+        )
     if fh:
-        fig.legend(handles=fh, title="frames", loc="outside right lower", fontsize=8, title_fontsize=9,
-                   frameon=False)
+        fig.legend(handles=fh, title="frames", loc="outside right lower", fontsize=8, title_fontsize=9, frameon=False)
 
 
-def pareto_plot(section: dict[str, Any], path_stem: str | os.PathLike, *, title: str | None = None,
-                latency: str = "lat_e2e_s", confidence: float = 0.95) -> dict[str, Any]:
+def pareto_plot(
+    section: dict[str, Any],
+    path_stem: str | os.PathLike,
+    *,
+    title: str | None = None,
+    latency: str = "lat_e2e_s",
+    confidence: float = 0.95,
+) -> dict[str, Any]:
     """Draw one analysis section (points with latency, accuracy, ci_low/ci_high, dominated) to PNG + SVG.
 
     Returns ``{"png", "svg", "points", "frontier"}``.
@@ -129,9 +171,21 @@ def pareto_plot(section: dict[str, Any], path_stem: str | os.PathLike, *, title:
             err = [[max(acc - 100 * p["ci_low"], 0)], [max(100 * p["ci_high"] - acc, 0)]]
         alpha = 0.3 if p["dominated"] else 1.0
         dom = p["dominated"]
-        ax.errorbar([p["latency"]], [acc], yerr=err, color=method_color(p["method"]), marker=frame_marker(p["frames"]),
-                    markersize=6 if dom else 8, markeredgecolor="none" if dom else "black",
-                    markeredgewidth=0.6, elinewidth=1.0, capsize=2.5, alpha=alpha, linestyle="", zorder=3)
+        ax.errorbar(
+            [p["latency"]],
+            [acc],
+            yerr=err,
+            color=method_color(p["method"]),
+            marker=frame_marker(p["frames"]),
+            markersize=6 if dom else 8,
+            markeredgecolor="none" if dom else "black",
+            markeredgewidth=0.6,
+            elinewidth=1.0,
+            capsize=2.5,
+            alpha=alpha,
+            linestyle="",
+            zorder=3,
+        )
     front = sorted((p for p in pts if not p["dominated"]), key=lambda p: (p["latency"], -p["accuracy"]))
     extra = []
     if front:
@@ -141,6 +195,9 @@ def pareto_plot(section: dict[str, Any], path_stem: str | os.PathLike, *, title:
         extra.append(Line2D([], [], color="black", linewidth=1.2, label="Pareto frontier"))
         extra.append(Line2D([], [], color="#999999", marker="o", linestyle="", alpha=0.3, label="dominated"))
     ax.set_xscale("log")
+    ax.xaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
+    ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda x, _: f"{x:g}"))
+    ax.xaxis.set_minor_formatter(ticker.NullFormatter())
     ax.set_xlabel(latency_label(latency) + " — log scale")
     ax.set_ylabel(f"accuracy (%), {confidence:.0%} bootstrap CI")
     ax.grid(True, which="both", alpha=0.25)
@@ -159,8 +216,14 @@ def pareto_plot(section: dict[str, Any], path_stem: str | os.PathLike, *, title:
     return files | {"points": len(pts), "frontier": len(front)}
 
 
-def latency_split_plot(rows: Sequence[dict[str, Any]], path_stem: str | os.PathLike, *, title: str,
-                       unit: str = "s", note: str | None = None) -> dict[str, str]:
+def latency_split_plot(
+    rows: Sequence[dict[str, Any]],
+    path_stem: str | os.PathLike,
+    *,
+    title: str,
+    unit: str = "s",
+    note: str | None = None,
+) -> dict[str, str]:
     """Fig. 1(b): per frame count, one stacked bar per method (vision side below, LLM side above), and the
     vision-side share against frames (log x). ``rows``: method, frames, vision_side_s, llm_side_s,
     ``status`` (ok | over_context | error | missing) and an optional ``label`` for marked bars."""
@@ -189,17 +252,34 @@ def latency_split_plot(rows: Sequence[dict[str, Any]], path_stem: str | os.PathL
             over = r.get("status") == "over_context"
             hatch = "xxx" if over else None
             ax.bar(x, v, width, color=c, edgecolor="black" if over else c, linewidth=0.5, hatch=hatch)
-            ax.bar(x, llm, width, bottom=v, color=c, alpha=0.35, edgecolor="black" if over else c, linewidth=0.5,
-                   hatch=hatch)
+            ax.bar(
+                x,
+                llm,
+                width,
+                bottom=v,
+                color=c,
+                alpha=0.35,
+                edgecolor="black" if over else c,
+                linewidth=0.5,
+                hatch=hatch,
+            )
             if over:
                 label = r.get("label") or "exceeds context"
                 total = v + llm
                 if ymax is not None and total > ymax:
                     shown = f"{total:,.0f}" if total >= 100 else f"{total:.3g}"
                     label += f" (total {shown} {unit}, clipped)"
-                ax.text(x, min(total, 0.97 * ymax) if ymax is not None else total, label, rotation=90,
-                        ha="center", va="top" if ymax is not None and total > ymax else "bottom", fontsize=6,
-                        color="#b00000", bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 1})
+                ax.text(
+                    x,
+                    min(total, 0.97 * ymax) if ymax is not None else total,
+                    label,
+                    rotation=90,
+                    ha="center",
+                    va="top" if ymax is not None and total > ymax else "bottom",
+                    fontsize=6,
+                    color="#b00000",
+                    bbox={"facecolor": "white", "alpha": 0.7, "edgecolor": "none", "pad": 1},
+                )
     ax.set_xticks(range(len(frames)), [str(f) for f in frames])
     ax.set_xlabel("frames")
     ax.set_ylabel(f"latency ({unit})")
@@ -210,9 +290,11 @@ def latency_split_plot(rows: Sequence[dict[str, Any]], path_stem: str | os.PathL
         ax.margins(y=0.18)
     ax.grid(True, axis="y", alpha=0.25)
     handles = [Patch(color=method_color(m), label=m) for m in methods]
-    handles += [Patch(facecolor="#777777", label="vision side (vision+reduce+project)"),
-                Patch(facecolor="#777777", alpha=0.35, label="LLM side (prefill+generate)"),
-                Patch(facecolor="white", edgecolor="black", hatch="xxx", label="exceeds the LLM context")]
+    handles += [
+        Patch(facecolor="#777777", label="vision side (vision+reduce+project)"),
+        Patch(facecolor="#777777", alpha=0.35, label="LLM side (prefill+generate)"),
+        Patch(facecolor="white", edgecolor="black", hatch="xxx", label="exceeds the LLM context"),
+    ]
     ax.legend(handles=handles, fontsize=7, loc="upper left", frameon=False)
     for m in methods:
         pts = [(int(r["frames"]), r) for r in rows if r["method"] == m and r.get("vision_side_s") is not None]
@@ -240,8 +322,9 @@ def latency_split_plot(rows: Sequence[dict[str, Any]], path_stem: str | os.PathL
     return save(fig, path_stem)
 
 
-def accuracy_frames_plot(panels: dict[str, list[dict[str, Any]]], path_stem: str | os.PathLike, *,
-                         title: str) -> dict[str, str]:
+def accuracy_frames_plot(
+    panels: dict[str, list[dict[str, Any]]], path_stem: str | os.PathLike, *, title: str
+) -> dict[str, str]:
     """Fig. 3 (left): accuracy vs frames (log x), one line per method, one panel per suite (and the average).
     ``panels``: name -> points (method, frames, accuracy, ci_low, ci_high)."""
     names = list(panels)
@@ -277,8 +360,9 @@ def accuracy_frames_plot(panels: dict[str, list[dict[str, Any]]], path_stem: str
     return save(fig, path_stem)
 
 
-def grouped_bars_plot(groups: dict[str, list[dict[str, Any]]], path_stem: str | os.PathLike, *, title: str,
-                      ylabel: str = "accuracy (%)") -> dict[str, str]:
+def grouped_bars_plot(
+    groups: dict[str, list[dict[str, Any]]], path_stem: str | os.PathLike, *, title: str, ylabel: str = "accuracy (%)"
+) -> dict[str, str]:
     """Fig. 3 (right): for each group (suite), one bar per variant (``label``, ``method``, ``accuracy``,
     ``ci_low``, ``ci_high``; accuracy None draws a 'missing' note)."""
     names = list(groups)
@@ -299,8 +383,18 @@ def grouped_bars_plot(groups: dict[str, list[dict[str, Any]]], path_stem: str | 
             err = None
             if v.get("ci_low") is not None:
                 err = [[max(acc - 100 * v["ci_low"], 0)], [max(100 * v["ci_high"] - acc, 0)]]
-            ax.bar(x, acc, width, yerr=err, capsize=2, color=method_color(v["method"]), alpha=shades[v["label"]],
-                   edgecolor="black", linewidth=0.4, label=v["label"] if v["label"] not in done else None)
+            ax.bar(
+                x,
+                acc,
+                width,
+                yerr=err,
+                capsize=2,
+                color=method_color(v["method"]),
+                alpha=shades[v["label"]],
+                edgecolor="black",
+                linewidth=0.4,
+                label=v["label"] if v["label"] not in done else None,
+            )
             done.add(v["label"])
     ax.set_xticks(range(len(names)), names)
     ax.set_ylabel(ylabel)
@@ -356,24 +450,50 @@ def markdown_report(analysis: dict[str, Any], images: dict[str, str]) -> str:
         if name in images:
             lines += [f"![Pareto plot: {name}]({images[name]})", ""]
         lines += [f"Frontier ({len(sec['frontier'])} of {len(sec['points'])} points):", ""]
-        lines.append(md_table(
-            ["method", "frames", lat, "accuracy %", "95% CI", "n"],
-            [[f"`{p['method']}`", p["frames"], _fmt_s(p["latency"]), _fmt_pct(p["accuracy"]),
-              f"{_fmt_pct(p['ci_low'])}–{_fmt_pct(p['ci_high'])}", p["n"]] for p in sec["frontier"]]))
+        lines.append(
+            md_table(
+                ["method", "frames", lat, "accuracy %", "95% CI", "n"],
+                [
+                    [
+                        f"`{p['method']}`",
+                        p["frames"],
+                        _fmt_s(p["latency"]),
+                        _fmt_pct(p["accuracy"]),
+                        f"{_fmt_pct(p['ci_low'])}–{_fmt_pct(p['ci_high'])}",
+                        p["n"],
+                    ]
+                    for p in sec["frontier"]
+                ],
+            )
+        )
         dom = [p for p in sec["points"] if p["dominated"]]
         if dom:
             lines += ["", "Dominated: " + ", ".join(f"`{p['method']}`@{p['frames']}" for p in dom)]
         lines += ["", "Best under a latency budget:", ""]
-        lines.append(md_table(
-            ["budget", "method", "frames", lat, "accuracy %"],
-            [[_fmt_s(r["budget_s"]), f"`{r['method']}`" if r["method"] else "(none fits)", r["frames"] or "—",
-              _fmt_s(r["latency"]), _fmt_pct(r["accuracy"])] for r in sec["budget_table"]]))
+        lines.append(
+            md_table(
+                ["budget", "method", "frames", lat, "accuracy %"],
+                [
+                    [
+                        _fmt_s(r["budget_s"]),
+                        f"`{r['method']}`" if r["method"] else "(none fits)",
+                        r["frames"] or "—",
+                        _fmt_s(r["latency"]),
+                        _fmt_pct(r["accuracy"]),
+                    ]
+                    for r in sec["budget_table"]
+                ],
+            )
+        )
         if sec.get("errors"):
             lines += ["", "Cells that could not run:", ""]
             lines += [f"- `{e['method']}` @ {e['frames']} frames: {e['reason']}" for e in sec["errors"]]
         if sec.get("no_latency"):
-            lines += ["", "Accuracy-only cells (no timing run, not on the plot): "
-                      + ", ".join(f"`{e['method']}`@{e['frames']}" for e in sec["no_latency"])]
+            lines += [
+                "",
+                "Accuracy-only cells (no timing run, not on the plot): "
+                + ", ".join(f"`{e['method']}`@{e['frames']}" for e in sec["no_latency"]),
+            ]
         if sec.get("missing"):
             lines += ["", "Not averaged (missing or failed in some suite):", ""]
             for m in sec["missing"]:
@@ -401,8 +521,16 @@ def run_pareto(
 
     Returns the analysis with ``written``: ``{"out", "report", "json", "plots": {section: {png, svg}}}``.
     """
-    analysis = pareto.analyze(results_dir, latency=latency, budgets=budgets, suites=suites, model=model, seed=seed,
-                              n_boot=n_boot, confidence=confidence)
+    analysis = pareto.analyze(
+        results_dir,
+        latency=latency,
+        budgets=budgets,
+        suites=suites,
+        model=model,
+        seed=seed,
+        n_boot=n_boot,
+        confidence=confidence,
+    )
     out = Path(out) if out is not None else Path(results_dir) / "report"
     out.mkdir(parents=True, exist_ok=True)
     plots: dict[str, dict[str, Any]] = {}
@@ -415,13 +543,28 @@ def run_pareto(
     report.write_text(markdown_report(analysis, images))
     js = out / "analysis.json"
     js.write_text(json.dumps(analysis, indent=2, default=str, allow_nan=False) + "\n")
-    analysis["written"] = {"out": str(out), "report": str(report), "json": str(js),
-                           "plots": {k: {"png": v["png"], "svg": v["svg"]} for k, v in plots.items()}}
+    analysis["written"] = {
+        "out": str(out),
+        "report": str(report),
+        "json": str(js),
+        "plots": {k: {"png": v["png"], "svg": v["svg"]} for k, v in plots.items()},
+    }
     return analysis
 
 
 __all__ = [
-    "FRAME_MARKERS", "METHOD_COLORS", "accuracy_frames_plot", "frame_marker", "grouped_bars_plot",
-    "latency_label", "latency_split_plot", "markdown_report", "md_table", "method_color", "pareto_plot",
-    "run_pareto", "save", "slug",
+    "FRAME_MARKERS",
+    "METHOD_COLORS",
+    "accuracy_frames_plot",
+    "frame_marker",
+    "grouped_bars_plot",
+    "latency_label",
+    "latency_split_plot",
+    "markdown_report",
+    "md_table",
+    "method_color",
+    "pareto_plot",
+    "run_pareto",
+    "save",
+    "slug",
 ]

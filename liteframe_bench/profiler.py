@@ -204,6 +204,7 @@ def run_profile(
     flops: bool = False,
     trace_dir: str | Path | None = None,
     workdir: str | Path | None = None,
+    tiles: tuple[int, int] = (1, 1),
     progress: bool = True,
 ) -> dict:
     """Profile every (method, frames) cell on one backbone. A cell that cannot run is recorded with its error."""
@@ -219,15 +220,15 @@ def run_profile(
     if not frames or any(f < 1 for f in frames):
         raise LfbenchError(f"frames={list(frames)} is invalid; allowed: positive integers, e.g. 8,64,512")
     backbone = InternVL3.load(model, device=device, dtype=dtype)
-    built = [(spec, build_method(spec, backbone)) for spec in methods]  # fail fast on a bad spec
+    built = [(spec, build_method(spec, backbone, tiles=tiles)) for spec in methods]  # fail fast on a bad spec
     if video is None:
         from liteframe_bench.testing import moving_square_video
 
         folder = Path(workdir or tempfile.mkdtemp(prefix="lfbench-profile-"))
         folder.mkdir(parents=True, exist_ok=True)
-        video = folder / f"moving_square_{max(frames)}f.mp4"
+        video = folder / f"moving_square_{max(frames)}f_{max(tiles)}x.mp4"
         if not video.exists():
-            moving_square_video(video, max(frames), size=2 * backbone.image_size)
+            moving_square_video(video, max(frames), size=2 * backbone.image_size * max(tiles))
     info = probe(video)
     cells = []
     bar = tqdm(total=len(built) * len(frames), desc="profile", disable=not progress, leave=False)
@@ -266,7 +267,7 @@ def run_profile(
             "repeats": repeats,
             "new_tokens": new_tokens,
             "min_new_tokens": new_tokens,
-            "tiles": [1, 1],
+            "tiles": list(tiles),
             "caches": "none (timing mode)",
         },
         "cells": cells,

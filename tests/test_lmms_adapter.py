@@ -91,7 +91,7 @@ def test_bad_model_args_are_clear():
 
     with pytest.raises(SpecError, match="unknown method or reducer 'nope'"):
         LfbenchModel(method="nope")
-    with pytest.raises(LfbenchError, match="tiles='3' is invalid"):
+    with pytest.raises(SpecError, match="tiles=.3. is invalid"):
         LfbenchModel(tiles="3")
     with pytest.raises(LfbenchError, match="frames=0"):
         LfbenchModel(frames=0)

@@ -6,6 +6,7 @@ from pathlib import Path
 import pytest
 import torch
 
+import liteframe_bench as lfb
 from liteframe_bench.backends.internvl import InternVL3
 from liteframe_bench.cli import main
 from liteframe_bench.errors import ContextError
@@ -172,3 +173,43 @@ def test_cost_cli(capsys):
         assert all(st["predicted_s"] > 0 for name, st in c["stages"].items() if name != "reduce")
     assert main(["cost", "--gpu", "b200"]) == 2
     assert "unknown GPU 'b200'" in capsys.readouterr().err
+
+
+def test_fixed_tiling_gives_each_tile_its_tokens(video):
+    from liteframe_bench.pipeline import parse_tiles
+
+    bb = InternVL3.load("tiny")
+    tokens = build_method("baseline", bb, tiles=parse_tiles("2x2")).encode(video, 4)
+    assert tokens.num_tokens == 4 * 4 * 16 and tokens.groups[0] == ("Frame1", 64)
+    assert sorted(set(tokens.tile.tolist())) == [0, 1, 2, 3]
+    assert tokens.tile[:64].tolist() == [0] * 16 + [1] * 16 + [2] * 16 + [3] * 16  # tiles in order within a frame
+    wap = build_method("wap:ratio=16", bb, tiles=(2, 2)).encode(video, 4)
+    assert wap.num_tokens == 4 * 4  # each tile is a clip: 4 frames -> one 2x2 token grid per tile
+    with pytest.raises(lfb.SpecError, match="tiles='2' is invalid"):
+        parse_tiles("2")
+
+
+def test_profile_cli_tiles(video, capsys):
+    assert (
+        main(
+            [
+                "profile",
+                "--frames",
+                "4",
+                "--video",
+                str(video),
+                "--tiles",
+                "2x2",
+                "--repeats",
+                "1",
+                "--warmup",
+                "0",
+                "--new-tokens",
+                "2",
+                "--json",
+            ]
+        )
+        == 0
+    )
+    report = json.loads(capsys.readouterr().out)
+    assert report["settings"]["tiles"] == [2, 2] and report["cells"][0]["visual_tokens"] == 4 * 4 * 16
