@@ -72,64 +72,10 @@ class VideoLLM(Method):
                 video = vio.load_video(video, frames, image_size=bb.image_size, tiles=self.tiles)
         px = video.pixel_values  # [tiles, T, 3, S, S]
         n_tiles, T = px.shape[:2]
-        red, need = self.reducer, frozenset(self.reducer.needs) if self.reducer else frozenset()
         with torch.inference_mode():
-            with clock.stage("vision"):
-                vis = bb.vision(px.flatten(0, 1), need)
-            h, w, C = vis.grid.shape[1:]
-            s = bb.shuffle
-            aux = lambda t: None if t is None else t.unflatten(0, (n_tiles, T))
-            if red is None:
-                with clock.stage("project"):
-                    tokens = bb.project(vis.grid).unflatten(0, (n_tiles, T))  # [tiles, T, h/s, w/s, D]
-                out = registry.create("identity")(TokenGrid(tokens))
-            elif self.at == "vit":
-                with clock.stage("reduce"):
-                    grid = TokenGrid(
-                        vis.grid.unflatten(0, (n_tiles, T)),
-                        cls_attn=aux(vis.cls_attn),
-                        keys=aux(vis.keys),
-                        frame_global=aux(vis.cls_out),
-                    )
-                    reduced = red(grid)
-                    g = reduced.as_grid()  # [tiles, T', h', w', C]
-                with clock.stage("project"):
-                    Tn, hn, wn = g.shape[1:4]
-                    if hn % s or wn % s:
-                        raise SpecError(
-                            f"reducer {red.name!r} at vit left a {hn}x{wn} grid; the pixel shuffle needs "
-                            f"sides divisible by {s}"
-                        )
-                    proj = bb.project(g.flatten(0, 1)).unflatten(0, (n_tiles, Tn))
-                # each projected token stands for an s x s group of reduced cells: report the group's first cell
-                rpos = reduced.pos.view(n_tiles, Tn, hn, wn, 3)[:, :, ::s, ::s]
-                rsize = reduced.size.view(n_tiles, Tn, hn, wn).unflatten(2, (hn // s, s)).unflatten(4, (wn // s, s))
-                n = proj.shape[1] * proj.shape[2] * proj.shape[3]
-                out = _Tokens(
-                    proj.reshape(n_tiles, n, -1),
-                    (rpos // torch.tensor([1, s, s], device=rpos.device)).reshape(n_tiles, n, 3),
-                    (rsize.sum(dim=(3, 5)) / (s * s)).round().long().reshape(n_tiles, n).clamp_min(1),
-                    None,
-                )
-            else:
-                with clock.stage("project"):
-                    proj = bb.project(vis.grid)
-                with clock.stage("reduce"):
-                    cls_attn = vis.cls_attn
-                    if cls_attn is not None:  # [N, heads, h, w] -> [N, heads, h/s, w/s] (logit of the group's mass)
-                        cls_attn = bb.pool_aux(cls_attn.permute(0, 2, 3, 1), "logsumexp").permute(0, 3, 1, 2)
-                    keys = None if vis.keys is None else bb.pool_aux(vis.keys, "mean")
-                    out = red(
-                        TokenGrid(
-                            proj.unflatten(0, (n_tiles, T)),
-                            cls_attn=aux(cls_attn),
-                            keys=aux(keys),
-                            frame_global=aux(vis.cls_out),
-                        )
-                    )
+            out = self.visual_tokens(px, clock)
             embeds, pos, size, tile = _flatten_tiles(out)
-            ordered = red is None or red.ordered
-            if ordered:  # prompt order: by frame, then tile, keeping each tile's own order
+            if self.ordered:  # prompt order: by frame, then tile, keeping each tile's own order
                 key = pos[:, 0] * n_tiles + tile
                 order = torch.sort(key, stable=True).indices
                 embeds, pos, size, tile = embeds[order], pos[order], size[order], tile[order]
@@ -138,8 +84,74 @@ class VideoLLM(Method):
             else:
                 groups = [("Video", int(embeds.shape[0]))]
         timings = {"decode": video.decode_s} if hasattr(video, "decode_s") else {}
-        per_frame = (h // s) * (w // s)
+        per_frame = (bb.grid_side // bb.shuffle) ** 2
         return VisualTokens(embeds, pos, size, tile, groups, T, video.distinct_frames, per_frame * T * n_tiles, timings)
+
+    @property
+    def ordered(self) -> bool:
+        """Whether the visual tokens come in (t, y, x) order, so the prompt can label them frame by frame."""
+        return self.reducer is None or self.reducer.ordered
+
+    def visual_tokens(self, px: Tensor, clock: StageClock):
+        """The ``vision``, ``reduce`` and ``project`` stages: [tiles, T, 3, S, S] -> per-tile LLM tokens.
+
+        Returns an object with ``x`` [tiles, N, D], ``pos`` [tiles, N, 3] (t, y, x in the projected grid),
+        ``size`` [tiles, N], ``lengths`` and ``num_tokens`` (a ReducedTokens or equivalent). Methods with another
+        encoder override this and keep everything else.
+        """
+        bb = self.backbone
+        n_tiles, T = px.shape[:2]
+        red, need = self.reducer, frozenset(self.reducer.needs) if self.reducer else frozenset()
+        with clock.stage("vision"):
+            vis = bb.vision(px.flatten(0, 1), need)
+        s = bb.shuffle
+        aux = lambda t: None if t is None else t.unflatten(0, (n_tiles, T))
+        if red is None:
+            with clock.stage("project"):
+                tokens = bb.project(vis.grid).unflatten(0, (n_tiles, T))  # [tiles, T, h/s, w/s, D]
+            return registry.create("identity")(TokenGrid(tokens))
+        if self.at == "vit":
+            with clock.stage("reduce"):
+                grid = TokenGrid(
+                    vis.grid.unflatten(0, (n_tiles, T)),
+                    cls_attn=aux(vis.cls_attn),
+                    keys=aux(vis.keys),
+                    frame_global=aux(vis.cls_out),
+                )
+                reduced = red(grid)
+                g = reduced.as_grid()  # [tiles, T', h', w', C]
+            Tn, hn, wn = g.shape[1:4]
+            if hn % s or wn % s:
+                raise SpecError(
+                    f"reducer {red.name!r} at vit left a {hn}x{wn} grid; the pixel shuffle needs sides divisible by {s}"
+                )
+            with clock.stage("project"):
+                proj = bb.project(g.flatten(0, 1)).unflatten(0, (n_tiles, Tn))
+            # each projected token stands for an s x s group of reduced cells: report the group's first cell
+            rpos = reduced.pos.view(n_tiles, Tn, hn, wn, 3)[:, :, ::s, ::s]
+            rsize = reduced.size.view(n_tiles, Tn, hn, wn).unflatten(2, (hn // s, s)).unflatten(4, (wn // s, s))
+            n = proj.shape[1] * proj.shape[2] * proj.shape[3]
+            return _Tokens(
+                proj.reshape(n_tiles, n, -1),
+                (rpos // torch.tensor([1, s, s], device=rpos.device)).reshape(n_tiles, n, 3),
+                (rsize.sum(dim=(3, 5)) / (s * s)).round().long().reshape(n_tiles, n).clamp_min(1),
+                None,
+            )
+        with clock.stage("project"):
+            proj = bb.project(vis.grid)
+        with clock.stage("reduce"):
+            cls_attn = vis.cls_attn
+            if cls_attn is not None:  # [N, heads, h, w] -> [N, heads, h/s, w/s] (logit of the group's mass)
+                cls_attn = bb.pool_aux(cls_attn.permute(0, 2, 3, 1), "logsumexp").permute(0, 3, 1, 2)
+            keys = None if vis.keys is None else bb.pool_aux(vis.keys, "mean")
+            return red(
+                TokenGrid(
+                    proj.unflatten(0, (n_tiles, T)),
+                    cls_attn=aux(cls_attn),
+                    keys=aux(keys),
+                    frame_global=aux(vis.cls_out),
+                )
+            )
 
     # ---------------------------------------------------------------------------------------- generate
 

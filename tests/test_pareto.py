@@ -195,7 +195,12 @@ def test_average_is_stratified_and_reports_missing_cells(results):
     assert p["latency"] == pytest.approx((0.60 + 0.66) / 2)
     assert p["n"] == 200 and p["ci_low"] <= p["accuracy"] <= p["ci_high"]
     single = next(q for q in a["suites"]["videomme"]["points"] if (q["method"], q["frames"]) == ("wap", 256))
-    assert p["ci_high"] - p["ci_low"] < single["ci_high"] - single["ci_low"]
+    assert p["ci_high"] - p["ci_low"] == pytest.approx((single["ci_high"] - single["ci_low"]) / math.sqrt(2), rel=0.2)
+    # exactly the stratified bootstrap: each suite's cell resampled with its own seeded Generator, then averaged
+    draws = [pareto.bootstrap_means(hits(100, k), n_boot=2000,
+                                    rng=np.random.default_rng(pareto.cell_seed(0, s, "wap", 256)))
+             for s, k in (("mlvu", 72), ("videomme", 70))]
+    assert (p["ci_low"], p["ci_high"]) == pytest.approx(pareto.percentile_interval((draws[0] + draws[1]) / 2))
     missing = {(m["method"], m["frames"]): m for m in avg["missing"]}
     assert missing[("fastvid", 64)]["reasons"] == {"mlvu": "no cell"}
     assert missing[("baseline", 512)]["reasons"]["videomme"].startswith("error: context")
