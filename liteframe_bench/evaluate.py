@@ -15,6 +15,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from liteframe_bench.data import TaskDataExit
 from liteframe_bench.errors import LfbenchError
 
 
@@ -103,7 +104,10 @@ def run_eval(
                 run_id=tag,
             )
             t0 = time.perf_counter()
-            res = simple_evaluate(model=lm, tasks=list(suites), task_manager=tm, limit=limit, log_samples=True)
+            try:
+                res = simple_evaluate(model=lm, tasks=list(suites), task_manager=tm, limit=limit, log_samples=True)
+            except TaskDataExit as e:  # a suite's local copy is missing: one clear error, not lmms-eval's exit
+                raise e.error from None
             wall = time.perf_counter() - t0
             samples = res.pop("samples", {})
             with (out / f"{tag}.lmms_samples.jsonl").open("w") as f:

@@ -228,6 +228,9 @@ class _Data:
         self.methods = set(self.cells["method"])
         self.seed, self.n_boot, self.confidence = seed, n_boot, confidence
         self._boot: dict[str, np.ndarray] = {}
+        self.runs = self.rd.runs()
+        #: options of the runs behind these cells, repeated in every suggested sweep
+        self.sweep_settings = pareto.sweep_settings(self.runs, set(self.cells["run_id"]), self.model)
 
     def boot(self, row: dict[str, Any]) -> np.ndarray:
         cid = row["cell_id"]
@@ -308,8 +311,7 @@ class _Figure:
         return list(s)
 
     def result(self, status_drawn: bool, files: dict[str, str], data: Any) -> dict[str, Any]:
-        model = self.data.model if self.data.model not in (None, "tiny") else None
-        sweeps = pareto.sweep_commands(self.missing, self.data.rd.path, model)
+        sweeps = pareto.sweep_commands(self.missing, self.data.rd.path, settings=self.data.sweep_settings)
         absent = sorted({m for m, _, _ in self.missing} - self.data.methods)
         for m in absent:
             reg = "" if is_registered(m) else " and is not registered in this lfbench (see `lfbench ls`)"
@@ -434,6 +436,7 @@ def _pareto(F: _Figure, out: Path) -> dict[str, Any]:
             confidence=F.data.confidence,
             where=str(F.data.rd.path),
             out_hint=F.data.rd.path,
+            runs=F.data.runs,
         )
         section = analysis["average"] or analysis["suites"][present[0]]
         if len(present) < len(suites):
@@ -784,8 +787,7 @@ def run_figures(
         else:
             done.append(_BUILDERS[f["kind"]](_Figure(data, f, sp), out))
     cells = list(dict.fromkeys((c["method"], c["frames"], c["suite"]) for f in done for c in f["missing"]))
-    model = data.model if data is not None and data.model not in (None, "tiny") else None
-    sweeps = pareto.sweep_commands(cells, Path(results_dir), model) if cells else []
+    sweeps = pareto.sweep_commands(cells, Path(results_dir), settings=data.sweep_settings) if cells else []
     result = {
         "results_dir": str(results_dir),
         "spec": sp["source"],

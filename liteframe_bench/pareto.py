@@ -241,10 +241,55 @@ def _records(df: pd.DataFrame, keys: Sequence[str]) -> list[dict[str, Any]]:
     return [{k: _num(r[k]) for k in keys} for r in df[list(keys)].to_dict("records")] if len(df) else []
 
 
+#: ``lfbench sweep`` options that define a cell besides (method, frames, suite), with the command's defaults.
+SWEEP_DEFAULTS: dict[str, Any] = {
+    "model": "tiny",
+    "device": "cpu",
+    "dtype": "auto",
+    "limit": None,
+    "timing_samples": 2,
+    "warmup": 1,
+    "repeats": 3,
+    "new_tokens": 16,
+    "seed": 0,
+}
+
+
+def sweep_settings(
+    runs: Iterable[dict[str, Any]], run_ids: Iterable[str] | None = None, model: str | None = None
+) -> dict[str, Any]:
+    """The sweep options (``config`` of the run records) shared by every run that wrote ``run_ids``, so that a
+    sweep filling missing cells measures them the same way. Options the runs disagree on are left out;
+    ``model`` (the cells' model) stands in when no run record names one."""
+    ids = None if run_ids is None else {str(r) for r in run_ids}
+    cfgs = [
+        r["config"]
+        for r in runs
+        if isinstance(r, dict) and isinstance(r.get("config"), dict) and (ids is None or str(r.get("run_id")) in ids)
+    ]
+    out: dict[str, Any] = {}
+    for key in SWEEP_DEFAULTS:
+        vals = [c[key] for c in cfgs if key in c]
+        if vals and all(v == vals[0] for v in vals) and len(vals) == len(cfgs):
+            out[key] = vals[0]
+    if "model" not in out and model is not None:
+        out["model"] = model
+    return out
+
+
 def sweep_command(
-    method: str, frames: Iterable[int], suites: Iterable[str], out: str | os.PathLike, model: str | None = None
+    method: str,
+    frames: Iterable[int],
+    suites: Iterable[str],
+    out: str | os.PathLike,
+    model: str | None = None,
+    settings: dict[str, Any] | None = None,
 ) -> str:
-    """The ``lfbench sweep`` invocation that fills the given cells into ``out``."""
+    """The ``lfbench sweep`` invocation that fills the given cells into ``out`` (with the options of
+    ``settings`` that differ from the command's defaults, e.g. ``--model``, ``--device``, ``--limit``)."""
+    settings = dict(settings or {})
+    if model is not None:
+        settings.setdefault("model", model)
     cmd = [
         "lfbench",
         "sweep",
@@ -255,14 +300,18 @@ def sweep_command(
         "--suites",
         ",".join(sorted(set(suites))),
     ]
-    if model:
-        cmd += ["--model", model]
+    for key, default in SWEEP_DEFAULTS.items():
+        if key in settings and settings[key] is not None and settings[key] != default:
+            cmd += ["--" + key.replace("_", "-"), str(settings[key])]
     cmd += ["--out", str(out)]
     return " ".join(shlex.quote(c) for c in cmd)
 
 
 def sweep_commands(
-    cells: Iterable[tuple[str, int, str]], out: str | os.PathLike, model: str | None = None
+    cells: Iterable[tuple[str, int, str]],
+    out: str | os.PathLike,
+    model: str | None = None,
+    settings: dict[str, Any] | None = None,
 ) -> list[str]:
     """Few sweep commands covering every (method, frames, suite): one per method and set of suites sharing the
     same frame counts."""
@@ -272,7 +321,7 @@ def sweep_commands(
     grouped: dict[tuple[str, tuple[int, ...]], set[str]] = {}
     for (m, s), fs in by_ms.items():
         grouped.setdefault((m, tuple(sorted(fs))), set()).add(s)
-    return [sweep_command(m, fs, ss, out, model) for (m, fs), ss in sorted(grouped.items())]
+    return [sweep_command(m, fs, ss, out, model, settings) for (m, fs), ss in sorted(grouped.items())]
 
 
 def _select_model(cells: pd.DataFrame, model: str | None, where: str) -> tuple[pd.DataFrame, str | None]:
@@ -489,6 +538,7 @@ def analyze_tables(
     confidence: float = 0.95,
     where: str = "the results",
     out_hint: str | os.PathLike = "DIR",
+    runs: Sequence[dict[str, Any]] = (),
 ) -> dict[str, Any]:
     """:func:`analyze` on already loaded tables (optionally restricted to ``methods``/``frames``)."""
     if latency not in LATENCY_COLUMNS:
@@ -554,7 +604,7 @@ def analyze_tables(
             {
                 "suites": list(suites),
                 "missing": missing,
-                "sweeps": sweep_commands(fill, out_hint, model if model not in (None, "tiny") else None),
+                "sweeps": sweep_commands(fill, out_hint, settings=sweep_settings(runs, set(cells["run_id"]), model)),
             },
         )
     return {
@@ -638,6 +688,7 @@ def analyze(
         confidence=confidence,
         where=str(rd.path),
         out_hint=rd.path,
+        runs=rd.runs(),
     )
     used = cells[cells["suite"].isin(list(out["suites"]))]
     if out["model"] is not None:

@@ -370,7 +370,6 @@ def grouped_bars_plot(
     fig = _new_figure(max(6.0, 1.6 * len(names) + 3), 4.2)
     ax = fig.subplots()
     width = 0.8 / max(len(labels), 1)
-    shades = {lab: 0.45 + 0.55 * (i + 1) / len(labels) for i, lab in enumerate(labels)}
     done = set()
     for j, g in enumerate(names):
         for v in groups[g]:
@@ -390,7 +389,7 @@ def grouped_bars_plot(
                 yerr=err,
                 capsize=2,
                 color=method_color(v["method"]),
-                alpha=shades[v["label"]],
+                alpha=0.9,
                 edgecolor="black",
                 linewidth=0.4,
                 label=v["label"] if v["label"] not in done else None,

@@ -33,6 +33,7 @@ from typing import Any
 import torch
 
 from liteframe_bench import registry
+from liteframe_bench.data import TaskDataExit
 from liteframe_bench.errors import LfbenchError, SpecError
 from liteframe_bench.profiler import STAGES, profile_cell
 from liteframe_bench.results import ResultsDir, cell_id
@@ -257,6 +258,8 @@ def run_cell(
         if isinstance(e, torch.OutOfMemoryError) and torch.cuda.is_available():
             torch.cuda.empty_cache()
         row |= {"status": "error", "reason": f"{type(e).__name__}: {e}"}
+    except TaskDataExit as e:  # the suite's local copy is missing or malformed (raised through lmms-eval)
+        row |= {"status": "error", "reason": f"{type(e.error).__name__}: {e.error}"}
     row["finished_at"] = _now()
     store.write_cell(row, samples)
     return row

@@ -133,3 +133,12 @@ def test_help_explains():
     assert res.returncode == 0 and "ls" in res.stdout and "bench" in res.stdout
     res = run("bench", "reducers", "--help")
     assert "InternViT" in res.stdout and "--json" in res.stdout
+
+
+def test_data_check_exit_codes(tmp_path, capsys):
+    assert main(["data", "check", "videomme", "--root", str(tmp_path), "--json"]) == 1
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] is False and any("test-00000-of-00001.parquet" in p for p in report["problems"])
+    assert main(["data", "check", "nosuch"]) == 2
+    assert "unknown suite 'nosuch'" in capsys.readouterr().err
+    assert main(["data", "make", "videomme"]) == 2

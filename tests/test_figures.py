@@ -22,11 +22,20 @@ SPEC = {
     "suites": SUITES,
     "n_boot": 200,
     "figures": [
-        {"id": "split", "kind": "latency_split", "suite": "videomme", "methods": ["baseline", "wap:ratio=16"],
-         "frames": [8, 64, 512]},
+        {
+            "id": "split",
+            "kind": "latency_split",
+            "suite": "videomme",
+            "methods": ["baseline", "wap:ratio=16"],
+            "frames": [8, 64, 512],
+        },
         {"id": "front", "kind": "pareto", "methods": ["baseline", "wap", "tome"], "frames": [8, 64]},
-        {"id": "scale", "kind": "accuracy_vs_frames",
-         "methods": [{"method": "baseline", "frames": [8, 64]}, "wap"], "frames": [8, 64, 128]},
+        {
+            "id": "scale",
+            "kind": "accuracy_vs_frames",
+            "methods": [{"method": "baseline", "frames": [8, 64]}, "wap"],
+            "frames": [8, 64, 128],
+        },
         {"id": "budget", "kind": "token_budget", "visual_tokens": 2048, "ratios": [4, 16, 64]},
         {"id": "t1", "kind": "accuracy_table", "methods": ["tome", "wap:ratio=16.0"], "frames": 64},
         {"id": "t3", "kind": "latency_accuracy_table", "rows": ["baseline@8", "wap@64"], "reference": "baseline@8"},
@@ -49,15 +58,48 @@ CELLS = {
 STAGES = ("vision", "reduce", "project", "prefill", "generate")
 
 
-def write(rd: ResultsDir, method: str, frames: int, suite: str, correct, *, stages=None, status="ok",
-          reason=None, model="tiny") -> None:
+def write(
+    rd: ResultsDir,
+    method: str,
+    frames: int,
+    suite: str,
+    correct,
+    *,
+    stages=None,
+    status="ok",
+    reason=None,
+    model="tiny",
+) -> None:
     cid = cell_id(method=method, frames=frames, suite=suite, model=model)
-    samples = [{"cell_id": cid, "run_id": "r1", "method": method, "frames": frames, "suite": suite, "doc_id": i,
-                "correct": float(c)} for i, c in enumerate(correct)]
-    cell = {"cell_id": cid, "run_id": "r1", "method": method, "spec": method, "frames": frames, "suite": suite,
-            "model": model, "status": status, "reason": reason, "n_samples": len(samples), "n_errors": 0,
-            "timing_samples": 4, "timing_repeats": 3, "new_tokens": 16,
-            "accuracy": float(np.mean(correct)) if status == "ok" else None}
+    samples = [
+        {
+            "cell_id": cid,
+            "run_id": "r1",
+            "method": method,
+            "frames": frames,
+            "suite": suite,
+            "doc_id": i,
+            "correct": float(c),
+        }
+        for i, c in enumerate(correct)
+    ]
+    cell = {
+        "cell_id": cid,
+        "run_id": "r1",
+        "method": method,
+        "spec": method,
+        "frames": frames,
+        "suite": suite,
+        "model": model,
+        "status": status,
+        "reason": reason,
+        "n_samples": len(samples),
+        "n_errors": 0,
+        "timing_samples": 4,
+        "timing_repeats": 3,
+        "new_tokens": 16,
+        "accuracy": float(np.mean(correct)) if status == "ok" else None,
+    }
     if stages:
         cell |= {f"lat_{s}_s": v for s, v in zip(STAGES, stages, strict=True)}
         cell["lat_total_s"] = sum(stages)
@@ -69,11 +111,19 @@ def write(rd: ResultsDir, method: str, frames: int, suite: str, correct, *, stag
 def complete(tmp_path_factory) -> Path:
     d = tmp_path_factory.mktemp("figs") / "res"
     rd = ResultsDir(d)
+    rd.write_run("r1", {"run_id": "r1", "config": {"model": "tiny", "limit": 40, "timing_samples": 2}})
     for (m, f), (stages, k) in CELLS.items():
         for j, s in enumerate(SUITES):
             write(rd, m, f, s, [1.0] * (k + j) + [0.0] * (40 - k - j), stages=stages)
-    write(rd, "baseline", 512, "videomme", [], status="error",
-          reason="prompt 135700 tokens > the LLM's max_position_embeddings 32768")
+    write(
+        rd,
+        "baseline",
+        512,
+        "videomme",
+        [],
+        status="error",
+        reason="prompt 135700 tokens > the LLM's max_position_embeddings 32768",
+    )
     return d
 
 
@@ -108,11 +158,22 @@ def test_complete_results_draw_every_figure(complete, tmp_path):
     assert r["vision_side_s"] == pytest.approx(0.160 + 0.002 + 0.001)
     assert r["llm_side_s"] == pytest.approx(0.020 + 0.041)
     assert rows[("baseline", 512)]["status"] == "error"
-    assert by["split"]["failed"] == [{"method": "baseline", "frames": 512, "suite": "videomme", "status": "error",
-                                      "reason": "prompt 135700 tokens > the LLM's max_position_embeddings 32768"}]
+    assert by["split"]["failed"] == [
+        {
+            "method": "baseline",
+            "frames": 512,
+            "suite": "videomme",
+            "status": "error",
+            "reason": "prompt 135700 tokens > the LLM's max_position_embeddings 32768",
+        }
+    ]
     # token budget: baseline at 8 frames vs WAP 4x/16x/64x at 32/128/512
     assert [(v["method"], v["frames"]) for v in by["budget"]["data"]["variants"]] == [
-        ("baseline", 8), ("wap:ratio=4", 32), ("wap", 128), ("wap:ratio=64", 512)]
+        ("baseline", 8),
+        ("wap:ratio=4", 32),
+        ("wap", 128),
+        ("wap:ratio=64", 512),
+    ]
     avg = {v["method"]: v for v in by["budget"]["data"]["groups"]["average"]}
     assert avg["wap:ratio=64"]["accuracy"] == pytest.approx((30 / 40 + 31 / 40) / 2)
     # Table 1 matched wap:ratio=16.0 to the canonical wap
@@ -135,7 +196,7 @@ def test_a_missing_cell_names_the_exact_sweep(complete, tmp_path):
     by = {f["id"]: f for f in res["figures"]}
     assert by["budget"]["status"] == "partial"
     assert by["budget"]["missing"] == [{"method": "wap:ratio=64", "frames": 512, "suite": "videomme"}]
-    cmd = f"lfbench sweep --methods wap:ratio=64 --frames 512 --suites videomme --out {d}"
+    cmd = f"lfbench sweep --methods wap:ratio=64 --frames 512 --suites videomme --limit 40 --out {d}"
     assert by["budget"]["sweeps"] == [cmd] and res["sweeps"] == [cmd]
     assert all(f["status"] == "complete" for f in res["figures"] if f["id"] != "budget")
     assert cmd in Path(res["index"]).read_text()
@@ -148,15 +209,23 @@ def test_a_missing_cell_names_the_exact_sweep(complete, tmp_path):
 
 def test_paper_spec_reports_liteframe_missing(complete, tmp_path):
     spec = figures.load_spec(figures.DEFAULT_SPEC)
-    assert [f["id"] for f in spec["figures"]] == ["fig1b", "fig1b_analytic", "fig2", "fig3_left", "fig3_right",
-                                                   "table1", "table3"]
-    res = figures.run_figures(complete, spec=figures.DEFAULT_SPEC, out=tmp_path,
-                              only=["fig1b", "fig3_right", "table3"])
+    assert [f["id"] for f in spec["figures"]] == [
+        "fig1b",
+        "fig1b_analytic",
+        "fig2",
+        "fig3_left",
+        "fig3_right",
+        "table1",
+        "table3",
+    ]
+    res = figures.run_figures(complete, spec=figures.DEFAULT_SPEC, out=tmp_path, only=["fig1b", "fig3_right", "table3"])
     by = {f["id"]: f for f in res["figures"]}
     assert {(m["method"], m["frames"]) for m in by["fig1b"]["missing"]} >= {("liteframe", 8), ("liteframe", 512)}
     assert any("'liteframe' has no cells" in n for n in by["fig1b"]["notes"])
-    assert ("lfbench sweep --methods liteframe --frames 8,16,32,64,128,256,512 --suites videomme "
-            f"--out {complete}") in by["fig1b"]["sweeps"]
+    assert (
+        "lfbench sweep --methods liteframe --frames 8,16,32,64,128,256,512 --suites videomme --limit 40 "
+        f"--out {complete}"
+    ) in by["fig1b"]["sweeps"]
     # longvideobench is in the paper's suites but not in these results
     assert any("'longvideobench' has no cells" in n for n in by["fig3_right"]["notes"])
     assert by["table3"]["status"] == "partial"
@@ -170,8 +239,12 @@ def test_spec_validation():
     with pytest.raises(SpecError, match="missing key.*frames"):
         figures.load_spec({"suites": ["a"], "figures": [{"id": "x", "kind": "pareto", "methods": ["wap"]}]})
     with pytest.raises(SpecError, match="unknown key.*colour"):
-        figures.load_spec({"suites": ["a"], "figures": [{"id": "x", "kind": "pareto", "methods": ["wap"],
-                                                         "frames": [8], "colour": "red"}]})
+        figures.load_spec(
+            {
+                "suites": ["a"],
+                "figures": [{"id": "x", "kind": "pareto", "methods": ["wap"], "frames": [8], "colour": "red"}],
+            }
+        )
     with pytest.raises(SpecError, match="latency='fast'"):
         figures.load_spec({"suites": ["a"], "latency": "fast", "figures": [{"id": "x", "kind": "pareto"}]})
     with pytest.raises(LfbenchError, match="does not exist"):
@@ -193,8 +266,9 @@ def test_analytic_fig1b_vision_share_rises_and_context_is_marked(tmp_path):
     base = cells[("baseline", 512)]
     assert base["status"] == "over_context" and base["label"] == "exceeds 32k context"
     assert base["vision_side_s"] > 0 and base["prompt_tokens"] > 32768  # drawn, not dropped
-    assert {"method": "baseline", "frames": 512} in [{k: o[k] for k in ("method", "frames")}
-                                                     for o in res["over_context"]]
+    assert {"method": "baseline", "frames": 512} in [
+        {k: o[k] for k in ("method", "frames")} for o in res["over_context"]
+    ]
     assert cells[("wap:ratio=16", 512)]["status"] == "ok" and cells[("baseline", 64)]["status"] == "ok"
     assert Path(res["png"]).stat().st_size > 10_000 and "exceeds 32k context" in Path(res["svg"]).read_text()
     doc = json.loads(Path(res["json"]).read_text())

@@ -18,21 +18,58 @@ from liteframe_bench.errors import LfbenchError, SpecError
 from liteframe_bench.results import ResultsDir, cell_id
 
 
-def write(rd: ResultsDir, method: str, frames: int, suite: str, correct, *, lat: float | None = None,
-          status: str = "ok", reason: str | None = None, model: str = "tiny", run_id: str = "r1",
-          accuracy: float | None = None, stages: dict[str, float] | None = None) -> str:
+def write(
+    rd: ResultsDir,
+    method: str,
+    frames: int,
+    suite: str,
+    correct,
+    *,
+    lat: float | None = None,
+    status: str = "ok",
+    reason: str | None = None,
+    model: str = "tiny",
+    run_id: str = "r1",
+    accuracy: float | None = None,
+    stages: dict[str, float] | None = None,
+) -> str:
     """One cell and its samples, as the sweep writes them (errored samples: correct 0.0 and an error string)."""
     cid = cell_id(method=method, frames=frames, suite=suite, model=model)
     correct = [float(c) for c in correct]
-    samples = [{"cell_id": cid, "run_id": run_id, "method": method, "frames": frames, "suite": suite, "doc_id": i,
-                "correct": c, "error": None if c == c else "unscorable"} for i, c in enumerate(correct)]
+    samples = [
+        {
+            "cell_id": cid,
+            "run_id": run_id,
+            "method": method,
+            "frames": frames,
+            "suite": suite,
+            "doc_id": i,
+            "correct": c,
+            "error": None if c == c else "unscorable",
+        }
+        for i, c in enumerate(correct)
+    ]
     if accuracy is None and correct:
         accuracy = float(np.nan_to_num(np.array(correct)).mean())
-    cell = {"cell_id": cid, "run_id": run_id, "method": method, "spec": method, "frames": frames, "suite": suite,
-            "model": model, "status": status, "reason": reason, "n_samples": len(correct), "n_errors": 0,
-            "timing_samples": 4, "timing_repeats": 3, "new_tokens": 16,
-            "accuracy": accuracy if status == "ok" else None, "lat_e2e_s": lat,
-            "lat_total_s": None if lat is None else 0.9 * lat}
+    cell = {
+        "cell_id": cid,
+        "run_id": run_id,
+        "method": method,
+        "spec": method,
+        "frames": frames,
+        "suite": suite,
+        "model": model,
+        "status": status,
+        "reason": reason,
+        "n_samples": len(correct),
+        "n_errors": 0,
+        "timing_samples": 4,
+        "timing_repeats": 3,
+        "new_tokens": 16,
+        "accuracy": accuracy if status == "ok" else None,
+        "lat_e2e_s": lat,
+        "lat_total_s": None if lat is None else 0.9 * lat,
+    }
     for k, v in (stages or {}).items():
         cell[f"lat_{k}_s"] = v
     rd.write_cell(cell, samples if status == "ok" else [])
@@ -49,23 +86,28 @@ def hits(n: int, k: int) -> list[float]:
 
 def brute_dominated(lat, acc):
     n = len(lat)
-    return [any(lat[j] <= lat[i] and acc[j] >= acc[i] and (lat[j] < lat[i] or acc[j] > acc[i]) for j in range(n))
-            for i in range(n)]
+    return [
+        any(lat[j] <= lat[i] and acc[j] >= acc[i] and (lat[j] < lat[i] or acc[j] > acc[i]) for j in range(n))
+        for i in range(n)
+    ]
 
 
 def test_frontier_on_hand_made_points():
     import pandas as pd
 
-    pts = pd.DataFrame([
-        ("a", 8, 1.0, 0.50),
-        ("b", 8, 2.0, 0.60),
-        ("c", 8, 2.0, 0.55),   # same latency as b, less accurate: dominated
-        ("d", 8, 3.0, 0.55),   # slower and less accurate than b: dominated
-        ("e", 8, 0.5, 0.30),
-        ("f", 8, 3.0, 0.70),
-        ("g", 8, 1.0, 0.50),   # exact tie with a: neither dominates the other
-        ("h", 8, 1.5, 0.50),   # as accurate as a but slower: dominated
-    ], columns=["method", "frames", "latency", "accuracy"])
+    pts = pd.DataFrame(
+        [
+            ("a", 8, 1.0, 0.50),
+            ("b", 8, 2.0, 0.60),
+            ("c", 8, 2.0, 0.55),  # same latency as b, less accurate: dominated
+            ("d", 8, 3.0, 0.55),  # slower and less accurate than b: dominated
+            ("e", 8, 0.5, 0.30),
+            ("f", 8, 3.0, 0.70),
+            ("g", 8, 1.0, 0.50),  # exact tie with a: neither dominates the other
+            ("h", 8, 1.5, 0.50),  # as accurate as a but slower: dominated
+        ],
+        columns=["method", "frames", "latency", "accuracy"],
+    )
     out = pareto.frontier(pts)
     front = out[~out["dominated"]]
     assert list(front["method"]) == ["e", "a", "g", "b", "f"]  # latency up, ties by name
@@ -83,8 +125,9 @@ def test_frontier_properties(points):
     front = [i for i in range(len(lat)) if not dom[i]]
     assert front, "a non-empty set always has a non-dominated point"
     for i in front:  # nobody dominates a frontier point
-        assert not any(lat[j] <= lat[i] and acc[j] >= acc[i] and (lat[j] < lat[i] or acc[j] > acc[i])
-                       for j in range(len(lat)))
+        assert not any(
+            lat[j] <= lat[i] and acc[j] >= acc[i] and (lat[j] < lat[i] or acc[j] > acc[i]) for j in range(len(lat))
+        )
     for i in np.flatnonzero(dom):  # every dominated point is dominated by a frontier point
         assert any(lat[j] <= lat[i] and acc[j] >= acc[i] and (lat[j] < lat[i] or acc[j] > acc[i]) for j in front)
 
@@ -152,7 +195,7 @@ def results(tmp_path_factory) -> Path:
     grid = {  # (method, frames): (latency, hits out of 100) per suite
         ("baseline", 8): (0.10, {"videomme": 55, "mlvu": 60}),
         ("baseline", 64): (0.80, {"videomme": 64, "mlvu": 66}),
-        ("wap", 8): (0.12, {"videomme": 50, "mlvu": 52}),      # slower and worse than baseline@8
+        ("wap", 8): (0.12, {"videomme": 50, "mlvu": 52}),  # slower and worse than baseline@8
         ("wap", 64): (0.20, {"videomme": 62, "mlvu": 64}),
         ("wap", 256): (0.60, {"videomme": 70, "mlvu": 72}),
         ("tome", 64): (0.25, {"videomme": 58, "mlvu": 59}),
@@ -177,8 +220,9 @@ def test_points_frontier_and_dominated_flags(results):
     assert by[("baseline", 64)]["dominated"]  # slower and less accurate than wap@256
     for p in vm["points"]:
         assert p["ci_low"] <= p["accuracy"] <= p["ci_high"]
-    assert vm["errors"] == [{"method": "baseline", "frames": 512, "status": "error",
-                             "reason": "context: 135700 tokens > 32768"}]
+    assert vm["errors"] == [
+        {"method": "baseline", "frames": 512, "status": "error", "reason": "context: 135700 tokens > 32768"}
+    ]
     assert vm["no_latency"] == [{"method": "avgpool", "frames": 64, "accuracy": 0.4}]
     assert ("baseline", 512) not in by and ("avgpool", 64) not in by
     json.dumps(a, allow_nan=False)  # JSON-ready: no NaN, no numpy types
@@ -197,9 +241,10 @@ def test_average_is_stratified_and_reports_missing_cells(results):
     single = next(q for q in a["suites"]["videomme"]["points"] if (q["method"], q["frames"]) == ("wap", 256))
     assert p["ci_high"] - p["ci_low"] == pytest.approx((single["ci_high"] - single["ci_low"]) / math.sqrt(2), rel=0.2)
     # exactly the stratified bootstrap: each suite's cell resampled with its own seeded Generator, then averaged
-    draws = [pareto.bootstrap_means(hits(100, k), n_boot=2000,
-                                    rng=np.random.default_rng(pareto.cell_seed(0, s, "wap", 256)))
-             for s, k in (("mlvu", 72), ("videomme", 70))]
+    draws = [
+        pareto.bootstrap_means(hits(100, k), n_boot=2000, rng=np.random.default_rng(pareto.cell_seed(0, s, "wap", 256)))
+        for s, k in (("mlvu", 72), ("videomme", 70))
+    ]
     assert (p["ci_low"], p["ci_high"]) == pytest.approx(pareto.percentile_interval((draws[0] + draws[1]) / 2))
     missing = {(m["method"], m["frames"]): m for m in avg["missing"]}
     assert missing[("fastvid", 64)]["reasons"] == {"mlvu": "no cell"}
@@ -214,7 +259,7 @@ def test_budget_table_picks_the_most_accurate_within_budget(results):
     rows = {r["budget_s"]: r for r in a["suites"]["videomme"]["budget_table"]}
     assert rows[0.05]["method"] is None
     assert (rows[0.15]["method"], rows[0.15]["frames"]) == ("baseline", 8)
-    assert (rows[0.3]["method"], rows[0.3]["frames"]) == ("wap", 64)   # not tome@64 nor fastvid@64
+    assert (rows[0.3]["method"], rows[0.3]["frames"]) == ("wap", 64)  # not tome@64 nor fastvid@64
     assert (rows[1.0]["method"], rows[1.0]["frames"]) == ("wap", 256)  # more accurate than baseline@64
     auto = pareto.analyze(results)
     assert auto["budgets"] == [0.1, 0.2, 0.5, 1.0]
@@ -300,14 +345,38 @@ def test_run_pareto_default_out_is_inside_the_results_folder(results):
 
 
 def test_pareto_plot_marks_dominated_and_frontier(tmp_path):
-    section = {"name": "s", "points": [
-        {"method": "baseline", "frames": 8, "latency": 0.1, "accuracy": 0.5, "ci_low": 0.4, "ci_high": 0.6,
-         "dominated": False},
-        {"method": "wap", "frames": 8, "latency": 0.2, "accuracy": 0.45, "ci_low": 0.4, "ci_high": 0.5,
-         "dominated": True},
-        {"method": "wap", "frames": 64, "latency": 0.3, "accuracy": 0.65, "ci_low": None, "ci_high": None,
-         "dominated": False},
-    ]}
+    section = {
+        "name": "s",
+        "points": [
+            {
+                "method": "baseline",
+                "frames": 8,
+                "latency": 0.1,
+                "accuracy": 0.5,
+                "ci_low": 0.4,
+                "ci_high": 0.6,
+                "dominated": False,
+            },
+            {
+                "method": "wap",
+                "frames": 8,
+                "latency": 0.2,
+                "accuracy": 0.45,
+                "ci_low": 0.4,
+                "ci_high": 0.5,
+                "dominated": True,
+            },
+            {
+                "method": "wap",
+                "frames": 64,
+                "latency": 0.3,
+                "accuracy": 0.65,
+                "ci_low": None,
+                "ci_high": None,
+                "dominated": False,
+            },
+        ],
+    }
     res = plots.pareto_plot(section, tmp_path / "p")
     assert res["points"] == 3 and res["frontier"] == 2
     svg = Path(res["svg"]).read_text()
@@ -323,3 +392,27 @@ def test_render_prints_frontier_and_budgets(results):
     assert "videomme: Pareto frontier (3 of 7 points)" in text
     assert "best under a latency budget" in text and "cannot run: baseline @ 512" in text
     assert "to fill: lfbench sweep --methods fastvid" in text
+
+
+def test_sweep_commands_repeat_the_settings_of_the_runs():
+    runs = [
+        {"run_id": "a", "config": {"model": "random:internvl3-8b", "device": "cuda", "limit": 50, "new_tokens": 16}},
+        {"run_id": "b", "config": {"model": "random:internvl3-8b", "device": "cuda", "limit": 20, "new_tokens": 16}},
+        {"run_id": "c", "config": {"model": "tiny", "device": "cpu"}},
+    ]
+    settings = pareto.sweep_settings(runs, {"a", "b"})
+    assert settings == {"model": "random:internvl3-8b", "device": "cuda", "new_tokens": 16}  # limits disagree
+    cmds = pareto.sweep_commands(
+        [("wap:ratio=64", 512, "videomme"), ("wap:ratio=64", 512, "mlvu"), ("tome", 8, "mlvu")],
+        "out",
+        settings=settings,
+    )
+    assert cmds == [
+        "lfbench sweep --methods tome --frames 8 --suites mlvu --model random:internvl3-8b --device cuda --out out",
+        "lfbench sweep --methods wap:ratio=64 --frames 512 --suites mlvu,videomme --model random:internvl3-8b "
+        "--device cuda --out out",
+    ]
+    assert pareto.sweep_settings([], None, "tiny") == {"model": "tiny"}
+    assert pareto.sweep_command("prumerge:variant=plus", [8], ["x"], "d") == (
+        "lfbench sweep --methods prumerge:variant=plus --frames 8 --suites x --out d"
+    )

@@ -38,7 +38,7 @@ import os
 import re
 import sys
 import time
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -622,7 +622,7 @@ def check_answer(item: dict) -> str:
 
 
 def _render_and_write(job: tuple[str, str]) -> int:
-    """Worker: render one scene (JSON) and write it to ``path``; returns the file size in bytes."""
+    """Render one scene (JSON) and write it to ``path``; returns the file size in bytes."""
     from liteframe_bench.video import write_video
 
     scene_json, path = job
@@ -686,7 +686,7 @@ def make(
 
     Idempotent: a complete folder whose manifest matches this generator and size is left untouched (unless
     ``force``). Concurrent calls (e.g. lmms-eval data-parallel ranks) serialise on a lock file; the second finds
-    the folder complete. ``workers``: processes rendering/encoding videos (default: up to the CPU count, one for
+    the folder complete. ``workers``: threads rendering/encoding videos (default: the CPU count, at most 4; one for
     small jobs). ``root``: the data root (default ``$LFBENCH_DATA``).
     """
     from filelock import FileLock
@@ -709,13 +709,12 @@ def make(
         _log(progress, f"generating size {size!r} into {folder}: {len(jobs)} videos, {frames} frames of "
                        f"{spec.width}x{spec.height} at {spec.fps} fps")
         if workers is None:
-            workers = 1 if frames < 2000 else min(len(jobs), os.cpu_count() or 1)
+            workers = 1 if frames < 2000 else min(len(jobs), os.cpu_count() or 1, 4)
         if workers > 1:
-            import multiprocessing as mp
-
-            # spawn, not fork: the caller may hold threads (torch, lmms-eval) that a fork would copy mid-lock
-            with ProcessPoolExecutor(max_workers=workers, mp_context=mp.get_context("spawn")) as pool:
-                sizes = list(pool.map(_render_and_write, jobs, chunksize=1))
+            # threads, not processes: numpy's copies and FFmpeg's encoder release the GIL (~1.8x on 2 cores), and
+            # nothing re-imports the caller's main module (a spawned pool would, and deadlock on the lock)
+            with ThreadPoolExecutor(max_workers=workers) as pool:
+                sizes = list(pool.map(_render_and_write, jobs))
         else:
             sizes = [_render_and_write(job) for job in jobs]
         manifest = _manifest_core(spec)
