@@ -380,6 +380,95 @@ def results_merge_cmd(
         typer.echo(f"{out}: {counts['copied']} cells copied, {counts['skipped_duplicates']} duplicates skipped")
 
 
+@app.command("pareto")
+def pareto_cmd(
+    directory: Annotated[Path, typer.Argument(help="A results folder (lfbench sweep --out).")],
+    out: Annotated[
+        Path | None, typer.Option(help="Report folder (default DIR/report; keep it inside DIR/report).")
+    ] = None,
+    latency: Annotated[str, typer.Option(help="Latency column: lat_e2e_s, lat_total_s or one stage lat_<stage>_s.")] = (
+        "lat_e2e_s"
+    ),
+    budgets: Annotated[
+        str | None, typer.Option(help="Comma-separated latency budgets in seconds (default: auto).")
+    ] = None,
+    suites: Annotated[str | None, typer.Option(help="Comma-separated suites (default: all in the folder).")] = None,
+    model: Annotated[str | None, typer.Option(help="Which model's cells, when the folder holds several.")] = None,
+    seed: Annotated[int, typer.Option(help="Bootstrap seed.")] = 0,
+    n_boot: Annotated[int, typer.Option(min=10, help="Bootstrap resamples.")] = 1000,
+    json_: JsonOpt = False,
+) -> None:
+    """Latency/accuracy frontier per suite and averaged, bootstrap CIs, best-under-budget table, plots and report."""
+    from liteframe_bench import pareto, plots
+
+    try:
+        budget_list = [float(b) for b in budgets.split(",") if b.strip()] if budgets else None
+    except ValueError:
+        raise click.BadParameter(
+            f"{budgets!r}; allowed: comma-separated seconds, e.g. 0.5,1,2", param_hint="--budgets"
+        ) from None
+    result = plots.run_pareto(
+        directory,
+        out=out,
+        budgets=budget_list,
+        latency=latency,
+        suites=[x for x in suites.split(",") if x] if suites else None,
+        model=model,
+        seed=seed,
+        n_boot=n_boot,
+    )
+    if json_:
+        _print_json(result)
+    else:
+        pareto.render(result)
+        typer.echo(
+            f"report: {result['written']['report']}"
+            if isinstance(result.get("written"), dict) and "report" in result["written"]
+            else ""
+        )
+
+
+@app.command("figures")
+def figures_cmd(
+    directory: Annotated[Path | None, typer.Argument(help="A results folder (not needed with --analytic).")] = None,
+    spec: Annotated[Path | None, typer.Option(help="Figure spec (default: the paper's, reports/paper.yaml).")] = None,
+    out: Annotated[Path | None, typer.Option(help="Output folder (default DIR/figures).")] = None,
+    only: Annotated[str | None, typer.Option(help="Comma-separated figure ids.")] = None,
+    analytic: Annotated[
+        bool, typer.Option(help="Draw Fig. 1(b) at real scale from the cost model (no results, no GPU).")
+    ] = False,
+    model: Annotated[str, typer.Option(help="With --analytic: the model preset.")] = "internvl3-8b",
+    gpu: Annotated[str, typer.Option(help="With --analytic: the roofline GPU.")] = "h200",
+    json_: JsonOpt = False,
+) -> None:
+    """Regenerate the paper's figures and tables from results, saying which sweep fills any gap."""
+    from liteframe_bench import figures
+
+    if analytic:
+        result = figures.figures_analytic(out or Path("results/figures-analytic"), model=model, gpu=gpu)
+        if json_:
+            _print_json(result)
+        else:
+            for key in ("png", "svg", "json"):
+                typer.echo(f"wrote {result[key]}")
+            for c in result["cells"]:
+                note = f"  ({c['label']})" if c.get("label") else ""
+                typer.echo(
+                    f"  {c['method']:>14} @ {c['frames']:>3} frames: total {c['total_s'] * 1e3:8.1f} ms, "
+                    f"vision side {100 * c['vision_share']:4.0f}%{note}"
+                )
+        return
+    if directory is None:
+        raise click.BadParameter("give a results folder, or --analytic", param_hint="DIRECTORY")
+    result = figures.run_figures(
+        directory, spec=spec, out=out, only=[x for x in only.split(",") if x] if only else None
+    )
+    if json_:
+        _print_json(result)
+    else:
+        figures.render_figures(result)
+
+
 data_app = typer.Typer(
     help="Local benchmark copies under $LFBENCH_DATA: check them, or make the synthetic suite.", no_args_is_help=True
 )

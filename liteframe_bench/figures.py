@@ -28,6 +28,7 @@ SVG (plots) or MD + CSV (tables) and a JSON of its numbers; ``figures.json`` and
 from __future__ import annotations
 
 import csv
+import importlib.resources
 import json
 import math
 import os
@@ -44,7 +45,8 @@ from liteframe_bench.errors import LfbenchError, SpecError
 from liteframe_bench.results import ResultsDir
 
 #: The spec shipped with the repository (an editable install finds it; else pass ``spec=``).
-DEFAULT_SPEC = Path(__file__).resolve().parents[1] / "reports" / "paper.yaml"
+# reports/ installs as liteframe_bench.reports (editable installs map it to the repository's reports/ folder)
+DEFAULT_SPEC = Path(str(importlib.resources.files("liteframe_bench.reports") / "paper.yaml"))
 
 VISION_SIDE = ("vision", "reduce", "project")
 LLM_SIDE = ("prefill", "generate")
@@ -282,7 +284,7 @@ class _Figure:
             "accuracy": float(r["accuracy"]),
             "ci_low": pareto._num(lo),
             "ci_high": pareto._num(hi),
-            "n": int(self.data.by_cell.get(r["cell_id"], np.array([])).size),
+            "n": int(pareto.scores(self.data.by_cell.get(r["cell_id"], np.array([]))).size),
             "boot": boot,
         }
 

@@ -16,10 +16,12 @@ Definitions
   two points with identical (latency, accuracy) do not dominate each other and are both on it. Points and the
   frontier are ordered by (latency ascending, accuracy descending, method, frames): deterministic.
 - **Bootstrap interval** on accuracy: resample a cell's per-sample ``correct`` with replacement
-  (``n_boot`` resamples, default 1000), percentile interval at ``confidence`` (default 95%). A sample whose
-  ``correct`` is NaN (unscorable) or that errored **counts as wrong (0)** and stays in the denominator: the
-  interval is about the same quantity as ``accuracy`` (a mean over every sample of the cell). When the cell's
-  ``accuracy`` differs from that per-sample mean, the analysis carries a warning naming the cell. Each cell
+  (``n_boot`` resamples, default 1000), percentile interval at ``confidence`` (default 95%). The same
+  samples as the sweep's ``accuracy``: a sample that **errored counts as wrong** (the sweep stores
+  ``correct = 0.0`` with its ``error``), a sample whose ``correct`` is **NaN is unscorable** (the suite's scorer
+  gave no verdict: a suite problem, not the method's) and is left out of numerator and denominator, and
+  counted in ``n_unscored``; ``n`` is the scored samples. When the cell's ``accuracy`` differs from the mean of
+  its scored samples, the analysis carries a warning naming the cell. Each cell
   draws from its own ``numpy.random.Generator`` seeded by ``(seed, suite, method, frames)``, so a point's
   interval does not change when other cells are added.
 - **Average over suites**: for each (method, frames) with an ok cell in every analysed suite, accuracy = mean
@@ -51,7 +53,10 @@ LATENCY_COLUMNS: tuple[str, ...] = tuple(c for c in CELL_COLUMNS if c.startswith
 #: Name of the average-over-suites section.
 AVERAGE = "average"
 #: How unscorable/errored samples enter accuracy and its interval.
-NAN_POLICY = "a sample with NaN correctness (unscorable or errored) counts as wrong (0) and stays in the denominator"
+NAN_POLICY = (
+    "errored samples count as wrong (correct = 0); unscorable samples (correct = NaN) are left out of "
+    "accuracy and its interval, as in the sweep's accuracy, and counted in n_unscored"
+)
 
 POINT_KEYS = ("method", "frames", "latency", "accuracy", "ci_low", "ci_high", "n", "dominated")
 
@@ -108,15 +113,15 @@ def frontier(df: pd.DataFrame) -> pd.DataFrame:
 
 
 def scores(correct: Iterable[float]) -> np.ndarray:
-    """Per-sample correctness as floats with NaN counted as wrong (see :data:`NAN_POLICY`)."""
+    """The scored samples' correctness as floats: NaN (unscorable) samples dropped (see :data:`NAN_POLICY`)."""
     x = np.asarray(list(correct) if not isinstance(correct, (np.ndarray, pd.Series)) else correct, dtype=float)
-    return np.nan_to_num(x, nan=0.0)
+    return x[~np.isnan(x)]
 
 
 def bootstrap_means(
     values: Sequence[float], *, n_boot: int = 1000, rng: np.random.Generator | None = None, seed: Any = 0
 ) -> np.ndarray:
-    """``n_boot`` means of resamples (with replacement, same size) of ``values`` (NaN counted as 0).
+    """``n_boot`` means of resamples (with replacement, same size) of the scored ``values`` (NaN dropped).
 
     Empty ``values`` give an array of NaN. Memory is bounded by drawing in chunks.
     """
@@ -148,7 +153,7 @@ def percentile_interval(means: np.ndarray, confidence: float = 0.95) -> tuple[fl
 def bootstrap_ci(
     correct: Sequence[float], *, n_boot: int = 1000, confidence: float = 0.95, seed: Any = 0
 ) -> tuple[float, float]:
-    """95% (``confidence``) percentile bootstrap interval of mean correctness; NaN counts as wrong."""
+    """95% (``confidence``) percentile bootstrap interval of mean correctness (NaN samples dropped)."""
     return percentile_interval(bootstrap_means(correct, n_boot=n_boot, seed=seed), confidence)
 
 
@@ -390,12 +395,14 @@ def suite_points(
         lo, hi = percentile_interval(boot, confidence)
         acc = float(r["accuracy"]) if pd.notna(r["accuracy"]) else math.nan
         where = f"{r['method']} @ {int(r['frames'])} frames on {suite}"
-        if corr.size == 0:
-            warnings.append(f"{where}: no per-sample rows, so no confidence interval")
-        elif math.isfinite(acc) and abs(scores(corr).mean() - acc) > 1e-9:
+        scored = scores(corr)
+        if scored.size == 0:
+            what = "no per-sample rows" if corr.size == 0 else "no scored sample"
+            warnings.append(f"{where}: {what}, so no confidence interval")
+        elif math.isfinite(acc) and abs(scored.mean() - acc) > 1e-9:
             warnings.append(
-                f"{where}: cell accuracy {acc:.6f} differs from the per-sample mean "
-                f"{scores(corr).mean():.6f} ({NAN_POLICY})"
+                f"{where}: cell accuracy {acc:.6f} differs from the mean of its scored samples "
+                f"{scored.mean():.6f} ({NAN_POLICY})"
             )
         lat = float(r[latency]) if pd.notna(r[latency]) else math.nan
         entry = {
@@ -407,7 +414,7 @@ def suite_points(
             "accuracy": acc,
             "ci_low": lo,
             "ci_high": hi,
-            "n": int(corr.size),
+            "n": int(scored.size),
             "n_unscored": int(np.isnan(corr).sum()),
             "boot": boot,
         }

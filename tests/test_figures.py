@@ -14,7 +14,7 @@ from liteframe_bench import figures
 from liteframe_bench.errors import LfbenchError, SpecError
 from liteframe_bench.results import ResultsDir, cell_id
 
-SUITES = ["videomme", "mlvu"]
+SUITES = ["lfb_videomme", "lfb_mlvu_dev"]
 
 #: A spec with every results-based kind, small enough for a quick test.
 SPEC = {
@@ -25,7 +25,7 @@ SPEC = {
         {
             "id": "split",
             "kind": "latency_split",
-            "suite": "videomme",
+            "suite": "lfb_videomme",
             "methods": ["baseline", "wap:ratio=16"],
             "frames": [8, 64, 512],
         },
@@ -119,7 +119,7 @@ def complete(tmp_path_factory) -> Path:
         rd,
         "baseline",
         512,
-        "videomme",
+        "lfb_videomme",
         [],
         status="error",
         reason="prompt 135700 tokens > the LLM's max_position_embeddings 32768",
@@ -162,7 +162,7 @@ def test_complete_results_draw_every_figure(complete, tmp_path):
         {
             "method": "baseline",
             "frames": 512,
-            "suite": "videomme",
+            "suite": "lfb_videomme",
             "status": "error",
             "reason": "prompt 135700 tokens > the LLM's max_position_embeddings 32768",
         }
@@ -178,7 +178,7 @@ def test_complete_results_draw_every_figure(complete, tmp_path):
     assert avg["wap:ratio=64"]["accuracy"] == pytest.approx((30 / 40 + 31 / 40) / 2)
     # Table 1 matched wap:ratio=16.0 to the canonical wap
     t1 = {e["method"]: e for e in by["t1"]["data"]}
-    assert t1["wap"]["videomme"]["accuracy"] == pytest.approx(27 / 40)
+    assert t1["wap"]["lfb_videomme"]["accuracy"] == pytest.approx(27 / 40)
     assert "| wap | 64 | 67.5 | 70.0 | 68.8 |" in Path(by["t1"]["files"]["md"]).read_text()
     t3 = {e["method"]: e for e in by["t3"]["data"]}
     assert t3["wap"]["latency_vs_reference"] < 0 or t3["wap"]["latency_s"] > t3["baseline"]["latency_s"]
@@ -190,13 +190,13 @@ def test_complete_results_draw_every_figure(complete, tmp_path):
 def test_a_missing_cell_names_the_exact_sweep(complete, tmp_path):
     d = tmp_path / "res"
     shutil.copytree(complete, d)
-    victim = cell_id(method="wap:ratio=64", frames=512, suite="videomme", model="tiny")
+    victim = cell_id(method="wap:ratio=64", frames=512, suite="lfb_videomme", model="tiny")
     (d / "cells" / f"{victim}.parquet").unlink()
     res = figures.run_figures(d, spec=SPEC, out=tmp_path / "out")
     by = {f["id"]: f for f in res["figures"]}
     assert by["budget"]["status"] == "partial"
-    assert by["budget"]["missing"] == [{"method": "wap:ratio=64", "frames": 512, "suite": "videomme"}]
-    cmd = f"lfbench sweep --methods wap:ratio=64 --frames 512 --suites videomme --limit 40 --out {d}"
+    assert by["budget"]["missing"] == [{"method": "wap:ratio=64", "frames": 512, "suite": "lfb_videomme"}]
+    cmd = f"lfbench sweep --methods wap:ratio=64 --frames 512 --suites lfb_videomme --limit 40 --out {d}"
     assert by["budget"]["sweeps"] == [cmd] and res["sweeps"] == [cmd]
     assert all(f["status"] == "complete" for f in res["figures"] if f["id"] != "budget")
     assert cmd in Path(res["index"]).read_text()
@@ -223,11 +223,11 @@ def test_paper_spec_reports_liteframe_missing(complete, tmp_path):
     assert {(m["method"], m["frames"]) for m in by["fig1b"]["missing"]} >= {("liteframe", 8), ("liteframe", 512)}
     assert any("'liteframe' has no cells" in n for n in by["fig1b"]["notes"])
     assert (
-        "lfbench sweep --methods liteframe --frames 8,16,32,64,128,256,512 --suites videomme --limit 40 "
+        "lfbench sweep --methods liteframe --frames 8,16,32,64,128,256,512 --suites lfb_videomme --limit 40 "
         f"--out {complete}"
     ) in by["fig1b"]["sweeps"]
-    # longvideobench is in the paper's suites but not in these results
-    assert any("'longvideobench' has no cells" in n for n in by["fig3_right"]["notes"])
+    # LongVideoBench is in the paper's suites but not in these results
+    assert any("'lfb_longvideobench_val_v' has no cells" in n for n in by["fig3_right"]["notes"])
     assert by["table3"]["status"] == "partial"
     with pytest.raises(SpecError, match="unknown figure id 'fig9'"):
         figures.run_figures(complete, spec=figures.DEFAULT_SPEC, out=tmp_path, only=["fig9"])

@@ -60,7 +60,8 @@ def test_wheel_contains_and_imports_methods_and_suites(tmp_path):
     names = zipfile.ZipFile(wheel).namelist()
     for pkg in _package_dirs():
         assert f"{pkg}/__init__.py" in names, f"{pkg} is missing from the wheel: list it in pyproject.toml"
-    assert not any(n.startswith(("methods/", "suites/", "tests/")) for n in names)
+    assert not any(n.startswith(("methods/", "suites/", "reports/", "tests/")) for n in names)
+    assert "liteframe_bench/reports/paper.yaml" in names and "liteframe_bench/suites/synth/synth_tiny.yaml" in names
     ep = next(n for n in names if n.endswith("entry_points.txt"))
     assert "builtin = liteframe_bench.methods" in zipfile.ZipFile(wheel).read(ep).decode()
     # Install the wheel alone into a folder that shadows the editable install, and import from it.

@@ -50,7 +50,7 @@ def write(
         for i, c in enumerate(correct)
     ]
     if accuracy is None and correct:
-        accuracy = float(np.nan_to_num(np.array(correct)).mean())
+        accuracy = float(np.nanmean(correct))  # as the sweep: unscorable (NaN) samples left out
     cell = {
         "cell_id": cid,
         "run_id": run_id,
@@ -159,10 +159,11 @@ def test_bootstrap_ci_contains_accuracy_shrinks_and_is_reproducible():
     assert all(math.isnan(x) for x in pareto.bootstrap_ci([]))
 
 
-def test_nan_correctness_counts_as_wrong():
-    x = [1.0, math.nan, 1.0, 0.0]
-    assert pareto.scores(x).tolist() == [1.0, 0.0, 1.0, 0.0]
-    assert pareto.bootstrap_ci(x, seed=5) == pareto.bootstrap_ci([1.0, 0.0, 1.0, 0.0], seed=5)
+def test_unscorable_samples_are_left_out_errored_ones_count_as_wrong():
+    x = [1.0, math.nan, 1.0, 0.0]  # the 0.0 may be an errored sample: the sweep stores those as wrong
+    assert pareto.scores(x).tolist() == [1.0, 1.0, 0.0]
+    assert pareto.bootstrap_ci(x, seed=5) == pareto.bootstrap_ci([1.0, 1.0, 0.0], seed=5)
+    assert all(math.isnan(v) for v in pareto.bootstrap_ci([math.nan, math.nan]))
 
 
 def test_stratified_bootstrap_resamples_within_suites():
@@ -288,14 +289,18 @@ def test_clear_errors(tmp_path, results):
         pareto.analyze(bad)
 
 
-def test_nan_samples_and_inconsistent_accuracy_warn(tmp_path):
+def test_unscored_samples_and_inconsistent_accuracy_warn(tmp_path):
     rd = ResultsDir(tmp_path)
     write(rd, "wap", 8, "synth", [1.0, math.nan, 1.0, 0.0], lat=0.1)
-    write(rd, "wap", 16, "synth", [1.0, math.nan, 1.0, 0.0], lat=0.2, accuracy=2 / 3)  # NaN excluded: inconsistent
+    write(rd, "wap", 16, "synth", [1.0, math.nan, 1.0, 0.0], lat=0.2, accuracy=0.5)  # NaN counted as 0: inconsistent
+    write(rd, "wap", 32, "synth", [math.nan, math.nan], lat=0.3, accuracy=0.0)
     a = pareto.analyze(tmp_path)
     pts = {p["frames"]: p for p in a["suites"]["synth"]["points"]}
-    assert pts[8]["accuracy"] == 0.5 and pts[8]["n"] == 4 and pts[8]["n_unscored"] == 1
+    assert pts[8]["accuracy"] == pytest.approx(2 / 3) and pts[8]["n"] == 3 and pts[8]["n_unscored"] == 1
+    assert pts[8]["ci_low"] <= 2 / 3 <= pts[8]["ci_high"]
     assert any("wap @ 16 frames on synth" in w and "differs" in w for w in a["warnings"])
+    assert any("wap @ 32 frames on synth: no scored sample" in w for w in a["warnings"])
+    assert pts[32]["ci_low"] is None and pts[32]["n"] == 0
     assert not any("@ 8 frames" in w for w in a["warnings"])
 
 

@@ -152,6 +152,31 @@ def test_temporal_conv_mixes_neighbouring_frames_only():
     assert d[0] == 0 and d[1] > 0
 
 
+def test_temporal_conv_equals_conv1d_with_positions_in_the_batch():
+    """The channels-last (k, 1) conv2d path is the plain Conv1d over [B*H*W, C, T]; same for the downsampling
+    branch against Conv3d/AvgPool3d on [B, C, T, H, W]."""
+    from liteframe_bench.methods.liteframe.student import Downsample, TemporalConv
+
+    torch.manual_seed(0)
+    mod = TemporalConv(16, kernel=5)
+    torch.nn.init.normal_(mod.conv.weight)
+    torch.nn.init.normal_(mod.conv.bias)
+    x = torch.randn(2, 6, 3, 4, 16)
+    B, T, H, W, C = x.shape
+    y = mod.norm(x).permute(0, 2, 3, 4, 1).reshape(B * H * W, C, T)
+    ref = x + mod.conv(y).reshape(B, H, W, C, T).permute(0, 4, 1, 2, 3)
+    with torch.no_grad():
+        torch.testing.assert_close(mod(x), ref, rtol=1e-5, atol=1e-5)
+    down = Downsample(16, (2, 3, 2))
+    torch.nn.init.normal_(down.conv.weight)
+    xc = x.permute(0, 4, 1, 2, 3)
+    ref = torch.nn.functional.avg_pool3d(xc, (2, 3, 2)) + down.conv(down.norm(x).permute(0, 4, 1, 2, 3))
+    with torch.no_grad():
+        out = down(x)
+    assert out.shape == (2, 3, 1, 2, 16)
+    torch.testing.assert_close(out, ref.permute(0, 2, 3, 4, 1), rtol=1e-5, atol=1e-5)
+
+
 def test_fresh_model_is_framewise_vit_plus_average_pooling():
     """Zero-initialised conv branches: temporal convs start as identities and downsampling as average pooling,
     so frames interact only inside the 4-frame downsampling windows."""
@@ -166,6 +191,16 @@ def test_fresh_model_is_framewise_vit_plus_average_pooling():
     assert d[0] == 0 and d[1] > 0
 
 
+def test_every_parameter_gets_a_gradient_from_a_fresh_model():
+    """Zero-initialised branches still train: one backward reaches every parameter (8 frames: T > 1 everywhere)
+    except the LayerNorms inside the zero branches, which get gradients once the convolutions are non-zero."""
+    m = tiny_model(random_convs=False).train()
+    m(clip(8)).grid.square().mean().backward()
+    missing = {n for n, p in m.named_parameters() if p.grad is None or not p.grad.any()}
+    branch_norms = {n for n, _ in m.named_parameters() if ".norm." in n and (".temporal." in n or ".downsample." in n)}
+    assert missing == branch_norms and len(branch_norms) == 2 * 8
+
+
 def test_save_load_round_trip(tmp_path):
     m = tiny_model(seed=5)
     folder = save_student(m, tmp_path / "student")
@@ -176,6 +211,7 @@ def test_save_load_round_trip(tmp_path):
         assert json.loads(f.read(header_len))["__metadata__"]["format"] == "liteframe-student/1"
     loaded = load_student(folder)
     assert loaded.cfg == m.cfg
+    assert all(p.requires_grad and p.device.type == "cpu" for p in loaded.parameters())
     x = clip(6)
     with torch.no_grad():
         torch.testing.assert_close(loaded(x).grid, m(x).grid, rtol=0, atol=0)

@@ -32,7 +32,6 @@ import statistics
 from collections.abc import Callable
 
 import torch
-import torch.nn.functional as F
 from torch import Tensor, nn
 
 from liteframe_bench.profiler import flop_counter
@@ -46,7 +45,9 @@ TEMPORAL_VARIANTS = ("dw_conv", "full_conv", "temporal_attn", "st_attn")
 
 
 def _dtype(device: str, dtype: str | None) -> torch.dtype:
-    return getattr(torch, dtype) if dtype else (torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32)
+    return (
+        getattr(torch, dtype) if dtype else (torch.bfloat16 if torch.device(device).type == "cuda" else torch.float32)
+    )
 
 
 def count_flops(fn: Callable[[], object]) -> int:
@@ -153,7 +154,7 @@ def run_encoders(
         )
     bar.update()
     bar.close()
-    paired = [s / t for s, t in zip(samples["student"], samples["teacher"])]
+    paired = [s / t for s, t in zip(samples["student"], samples["teacher"], strict=True)]
     fl_ratio = flops["student"] / flops["teacher"]
     lat_ratio = timings["student"].median / timings["teacher"].median
 
@@ -185,8 +186,12 @@ def run_encoders(
         "teacher": row(
             "teacher",
             "transformers InternVLVisionModel, InternVLVisionConfig() = InternViT-300M, random init, sdpa",
-            [frames, tcfg.image_size[0] // tcfg.patch_size[0], tcfg.image_size[1] // tcfg.patch_size[1],
-             tcfg.hidden_size],
+            [
+                frames,
+                tcfg.image_size[0] // tcfg.patch_size[0],
+                tcfg.image_size[1] // tcfg.patch_size[1],
+                tcfg.hidden_size,
+            ],
         ),
         "ratios": {
             "parameters": params["student"] / params["teacher"],
@@ -249,9 +254,9 @@ class FullTemporalConv(nn.Module):
         self.conv = nn.Conv1d(width, width, kernel, padding=kernel // 2)
 
     def forward(self, x: Tensor) -> Tensor:
-        B, T, H, W, C = x.shape
-        y = self.norm(x).permute(0, 2, 3, 4, 1).reshape(B * H * W, C, T)
-        return x + self.conv(y).reshape(B, H, W, C, T).permute(0, 4, 1, 2, 3)
+        from liteframe_bench.methods.liteframe.student import temporal_conv
+
+        return x + temporal_conv(self.norm(x), self.conv)  # same channels-last path as the depth-wise one
 
 
 class TemporalAttention(nn.Module):
@@ -336,8 +341,9 @@ def run_temporal(
     x = torch.randn(1, frames, H, W, width, generator=torch.Generator().manual_seed(0)).to(device=device, dtype=dt)
     bar.set_postfix_str(f"timing layers {warmup}+{repeats}")
     with torch.inference_mode():
-        lt, _ = time_interleaved({n: (lambda m=m: m(x)) for n, m in layers.items()}, warmup=warmup,
-                                 repeats=repeats, device=device)
+        lt, _ = time_interleaved(
+            {n: (lambda m=m: m(x)) for n, m in layers.items()}, warmup=warmup, repeats=repeats, device=device
+        )
         bar.update(len(names))
         bar.set_postfix_str("timing temporal parts")
         parts = {n: (lambda m=m: m.temporal(x)) for n, m in layers.items() if m.temporal is not None}
@@ -389,8 +395,17 @@ def render_temporal(report: dict) -> None:
         title=f"Temporal modelling, one student layer on {T}×{H}×{W} tokens × {C}, {report['dtype']} "
         f"on {report['machine']['device_name']}"
     )
-    cols = ("variant", "layer ms", "IQR ms", "layer GFLOP", "× dw_conv latency", "× dw_conv FLOPs",
-            "temporal ms", "temporal GFLOP", "temporal params")
+    cols = (
+        "variant",
+        "layer ms",
+        "IQR ms",
+        "layer GFLOP",
+        "× dw_conv latency",
+        "× dw_conv FLOPs",
+        "temporal ms",
+        "temporal GFLOP",
+        "temporal params",
+    )
     for col in cols:
         table.add_column(col, justify="left" if col == "variant" else "right")
     for r in report["variants"]:

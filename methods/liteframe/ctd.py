@@ -50,8 +50,8 @@ def student_config(value: Any) -> StudentConfig:
         return StudentConfig.tiny()
     if isinstance(value, dict):
         try:
-            return StudentConfig(**value)
-        except TypeError as e:
+            return StudentConfig.from_json(value)
+        except (TypeError, ValueError) as e:
             raise SpecError(f"student={value!r} is invalid ({e}); allowed: default, tiny, or StudentConfig fields") from e
     raise SpecError(f"student={value!r} is invalid; allowed: default, tiny, a StudentConfig or a dict of its fields")
 
@@ -84,6 +84,7 @@ class CTDConfig:
     resume: bool = field(default=True, metadata={"help": "continue from the newest checkpoint in out"})
     cache_targets: bool = field(default=True, metadata={"help": "cache teacher targets on disk"})
     cache_dir: str | None = field(default=None, metadata={"help": "target cache folder (default <out>/targets)"})
+    cache_clips: bool = field(default=False, metadata={"help": "keep decoded clips in RAM (small video sets)"})
     workers: int = field(default=0, metadata={"help": "DataLoader worker processes decoding videos"})
 
     def __post_init__(self) -> None:
@@ -121,6 +122,7 @@ class CTDConfig:
         tu.check_int("keep_checkpoints", self.keep_checkpoints, 0)
         tu.require(isinstance(self.resume, bool), "resume", self.resume, "true, false")
         tu.require(isinstance(self.cache_targets, bool), "cache_targets", self.cache_targets, "true, false")
+        tu.require(isinstance(self.cache_clips, bool), "cache_clips", self.cache_clips, "true, false")
         tu.check_int("workers", self.workers, 0)
 
 
@@ -194,26 +196,32 @@ class TargetCache:
 class _Clips(torch.utils.data.Dataset):
     """Decoded clips of each video (student size, and teacher size when it differs), or the cached target."""
 
-    def __init__(self, videos, frames, stride, student_size, teacher_size, cache: TargetCache | None):
+    def __init__(self, videos, frames, stride, student_size, teacher_size, cache: TargetCache | None, keep: bool):
         self.videos, self.frames, self.stride = videos, frames, stride
         self.student_size, self.teacher_size, self.cache = student_size, teacher_size, cache
+        self.kept: dict[tuple[int, int], Tensor] | None = {} if keep else None
 
     def __len__(self) -> int:
         return len(self.videos)
 
-    def _load(self, path: Path, size: int) -> Tensor:
+    def _load(self, i: int, size: int) -> Tensor:
         from liteframe_bench.video import load_video
 
-        return tu.pad_frames(load_video(path, self.frames, image_size=size).pixel_values[0], self.stride)
+        if self.kept is not None and (i, size) in self.kept:
+            return self.kept[i, size]
+        px = tu.pad_frames(load_video(self.videos[i], self.frames, image_size=size).pixel_values[0], self.stride)
+        if self.kept is not None:
+            self.kept[i, size] = px
+        return px
 
     def __getitem__(self, i: int) -> dict[str, Any]:
         path = self.videos[i]
         key = self.cache.key(path) if self.cache else None
         target = self.cache.get(key) if self.cache else None
-        px = self._load(path, self.student_size)
+        px = self._load(i, self.student_size)
         teacher_px = None
         if target is None:
-            teacher_px = px if self.teacher_size == self.student_size else self._load(path, self.teacher_size)
+            teacher_px = px if self.teacher_size == self.student_size else self._load(i, self.teacher_size)
         return {"index": i, "video": path, "student": px, "teacher": teacher_px, "target": target, "key": key}
 
 
@@ -291,7 +299,7 @@ def train_ctd(cfg: CTDConfig, progress: bool = True, *, teacher=None, stop_after
         cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else out / "targets"
         cache = TargetCache(cache_dir, cfg.frames, stride, maker.teacher_id, teacher.image_size, maker.wap_spec)
     student_size = int(cfg.student.image_size)
-    data = _Clips(videos, cfg.frames, stride, student_size, teacher.image_size, cache)
+    data = _Clips(videos, cfg.frames, stride, student_size, teacher.image_size, cache, cfg.cache_clips)
     per_step = cfg.batch_size * cfg.grad_accum
     order = tu.sample_order(len(videos), cfg.seed, start * per_step, max(0, stop - start) * per_step)
     loader = torch.utils.data.DataLoader(

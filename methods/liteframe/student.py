@@ -106,8 +106,16 @@ class StudentConfig:
     # -------------------------------------------------------------------------------------- validation
 
     def _validate(self) -> None:
-        for name in ("image_size", "patch_size", "width", "depth", "heads", "temporal_kernel", "out_width",
-                     "in_channels"):
+        for name in (
+            "image_size",
+            "patch_size",
+            "width",
+            "depth",
+            "heads",
+            "temporal_kernel",
+            "out_width",
+            "in_channels",
+        ):
             v = getattr(self, name)
             if isinstance(v, bool) or not isinstance(v, int) or v < 1:
                 raise SpecError(f"StudentConfig.{name}={v!r}; allowed: a positive integer")
@@ -120,8 +128,12 @@ class StudentConfig:
             raise SpecError(
                 f"StudentConfig.heads={self.heads} does not divide width={self.width}; allowed: a divisor of width"
             )
-        if not isinstance(self.mlp_ratio, (int, float)) or isinstance(self.mlp_ratio, bool) or self.mlp_ratio <= 0 \
-                or self.mlp_width < 1:
+        if (
+            not isinstance(self.mlp_ratio, (int, float))
+            or isinstance(self.mlp_ratio, bool)
+            or self.mlp_ratio <= 0
+            or self.mlp_width < 1
+        ):
             raise SpecError(f"StudentConfig.mlp_ratio={self.mlp_ratio!r}; allowed: a positive number")
         if self.temporal_kernel % 2 == 0:
             raise SpecError(
@@ -281,10 +293,21 @@ class TemporalConv(nn.Module):
         nn.init.zeros_(self.conv.bias)
 
     def forward(self, x: Tensor) -> Tensor:
-        B, T, H, W, C = x.shape
-        y = self.norm(x).permute(0, 2, 3, 4, 1).reshape(B * H * W, C, T)
-        y = self.conv(y).reshape(B, H, W, C, T).permute(0, 4, 1, 2, 3)
-        return x + y
+        return x + temporal_conv(self.norm(x), self.conv)
+
+
+def temporal_conv(x: Tensor, conv: nn.Conv1d) -> Tensor:
+    """Apply ``conv`` (a ``Conv1d`` over time) to every spatial position of ``x [B, T, H, W, C]``.
+
+    Mathematically ``conv`` on ``[B*H*W, C, T]`` (positions in the batch); computed as a ``(k, 1)`` 2D
+    convolution on the channels-last view ``[B, C, T, H*W]`` of ``x``, which needs no transposing copy (on CPU
+    about 6x faster than permuting to ``[B*H*W, C, T]``) and returns ``[B, T, H, W, C]`` contiguous.
+    """
+    B, T, H, W, C = x.shape
+    y = x.reshape(B, T, H * W, C).permute(0, 3, 1, 2)  # [B, C, T, HW], channels-last strides
+    k = conv.kernel_size[0]
+    y = F.conv2d(y, conv.weight.unsqueeze(-1), conv.bias, padding=(k // 2, 0), groups=conv.groups)
+    return y.permute(0, 2, 3, 1).reshape(B, T, H, W, -1)
 
 
 class Downsample(nn.Module):
@@ -338,11 +361,9 @@ class LiteFrameStudent(nn.Module):
         g = cfg.grid
         self.patch_embed = nn.Conv2d(cfg.in_channels, cfg.width, cfg.patch_size, stride=cfg.patch_size)
         self.pos_embed = nn.Parameter(torch.zeros(g, g, cfg.width))
-        strides = dict(zip(cfg.downsample_after, cfg.downsample_strides))
+        strides = dict(zip(cfg.downsample_after, cfg.downsample_strides, strict=True))
         temporal = set(cfg.temporal_blocks())
-        self.layers = nn.ModuleList(
-            StudentLayer(cfg, i in temporal, strides.get(i)) for i in range(1, cfg.depth + 1)
-        )
+        self.layers = nn.ModuleList(StudentLayer(cfg, i in temporal, strides.get(i)) for i in range(1, cfg.depth + 1))
         self.norm = nn.LayerNorm(cfg.width, eps=cfg.norm_eps)
         self.proj = nn.Linear(cfg.width, cfg.out_width)
         self.reset_parameters()
@@ -395,8 +416,11 @@ class LiteFrameStudent(nn.Module):
     def forward(self, pixel_values: Tensor) -> StudentOutput:
         """``pixel_values [B, T, C, S, S]`` (ImageNet-normalised) -> :class:`StudentOutput`."""
         cfg = self.cfg
-        if pixel_values.dim() != 5 or pixel_values.shape[2] != cfg.in_channels or \
-                tuple(pixel_values.shape[-2:]) != (cfg.image_size, cfg.image_size):
+        if (
+            pixel_values.dim() != 5
+            or pixel_values.shape[2] != cfg.in_channels
+            or tuple(pixel_values.shape[-2:]) != (cfg.image_size, cfg.image_size)
+        ):
             raise ValueError(
                 f"pixel_values of shape {tuple(pixel_values.shape)}; expected [B, T, {cfg.in_channels}, "
                 f"{cfg.image_size}, {cfg.image_size}]"
@@ -430,8 +454,9 @@ def save_student(model: LiteFrameStudent, folder: str | Path) -> Path:
     return folder
 
 
-def load_student(folder: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | None = None
-                 ) -> LiteFrameStudent:
+def load_student(
+    folder: str | Path, device: str | torch.device = "cpu", dtype: torch.dtype | None = None
+) -> LiteFrameStudent:
     """Rebuild a student from ``config.json`` and load ``model.safetensors`` (strict key and shape match)."""
     from safetensors.torch import load_file
 
@@ -478,4 +503,5 @@ __all__ = [
     "load_student",
     "save_student",
     "student_flops",
+    "temporal_conv",
 ]

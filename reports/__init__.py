@@ -1,0 +1,1 @@
+"""Figure and report specs (installed as ``liteframe_bench.reports``); paper.yaml regenerates the LiteFrame paper."""
