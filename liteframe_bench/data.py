@@ -302,6 +302,8 @@ def check(
     ``videomme_w_subtitle`` also counts the videos without a subtitle file (a note, not a failure: Video-MME
     has videos without subtitles).
     """
+    if suite == "synth":
+        import liteframe_bench.suites.synth  # noqa: F401  (registers its checker)
     if suite in _CHECKS:
         return _CHECKS[suite](root, probe_videos=probe_videos)
     if suite == "synth":

@@ -142,3 +142,9 @@ def test_data_check_exit_codes(tmp_path, capsys):
     assert main(["data", "check", "nosuch"]) == 2
     assert "unknown suite 'nosuch'" in capsys.readouterr().err
     assert main(["data", "make", "videomme"]) == 2
+
+
+def test_data_make_and_check_synth(tmp_path, capsys):
+    assert main(["data", "make", "synth", "--size", "tiny", "--root", str(tmp_path)]) == 0
+    assert main(["data", "check", "synth", "--root", str(tmp_path), "--json"]) == 0
+    capsys.readouterr()

@@ -53,6 +53,7 @@ def test_make_tiny_writes_real_videos_and_annotations(tiny):
     root = tiny.parent.parent
     for split in g.SPLITS:
         rows = g.load("tiny", split, root=root)
+        assert rows == g.items("tiny", split)  # the files hold what the annotation-only generation gives
         assert len(rows) == 5 * spec.videos[split] == manifest["splits"][split]["questions"]
         assert {r["split"] for r in rows} == {split}
         videos = sorted({r["video"] for r in rows})
@@ -79,7 +80,7 @@ def test_make_is_idempotent_and_force_regenerates_identically(tmp_path):
     assert g.make("tiny", root=tmp_path, progress=False) == folder
     assert snapshot(folder) == before  # nothing rewritten
 
-    g.make("tiny", root=tmp_path, force=True, progress=False)
+    g.make("tiny", root=tmp_path, force=True, progress=False, workers=2)  # the threaded path, same files
     after = snapshot(folder)
     assert set(after) == set(before)
     assert all(after[k][0] != before[k][0] for k in before if k.endswith(".mp4"))  # really rewritten
@@ -106,6 +107,9 @@ def test_make_redoes_an_incomplete_or_stale_folder(tmp_path):
     g.make("tiny", root=tmp_path, progress=False)
     assert probe(victim).num_frames == g.SIZES["tiny"].fps * g.SIZES["tiny"].seconds[0]
 
+    (folder / "manifest.json").write_text('{"suite": "synth"}')  # a manifest of another shape
+    assert not g.is_complete(folder, g.SIZES["tiny"])
+    g.make("tiny", root=tmp_path, progress=False)
     manifest = json.loads((folder / "manifest.json").read_text())
     manifest["generator_version"] = "0"  # made by another generator version
     (folder / "manifest.json").write_text(json.dumps(manifest))
@@ -276,3 +280,22 @@ def test_simple_evaluate_synth_tiny_end_to_end(tmp_path, monkeypatch):
     assert first["doc"]["question"] in prompt and "D. " in prompt and prompt.endswith("given choices directly.")
     assert {s["synth_score"]["task_category"] for s in samples} == {t for t, _ in g.FAMILIES.values()}
     assert g.is_complete(tmp_path / "data" / "synth" / "tiny", g.SIZES["tiny"])  # generated on first use
+
+
+def test_data_check_hook_reports_a_generated_copy(tmp_path):
+    from liteframe_bench import data
+
+    report = data.check("synth", tmp_path)  # registered when liteframe_bench.suites.synth is imported
+    assert not report.ok and "lfbench data make synth" in report.problems[0]
+    folder = g.make("tiny", root=tmp_path, progress=False)
+    report = data.check("synth", tmp_path)
+    assert report.ok, report.problems
+    assert report.questions == 30 and report.expected_videos == report.found_videos == 6 and report.probed
+    rows = json.loads((folder / "eval.json").read_text())
+    rows[0]["answer"] = "ABCD"[("ABCD".index(rows[0]["answer"]) + 1) % 4]  # a wrong answer
+    (folder / "eval.json").write_text(json.dumps(rows))
+    video = sorted((folder / "videos").glob("*.mp4"))[-1]
+    video.write_bytes(b"\0" * video.stat().st_size)  # a broken video of the same size
+    report = data.check("synth", tmp_path)
+    assert not report.ok and report.unreadable_count == 1 and report.unreadable_videos[0]["video"] == str(video)
+    assert len(report.problems) == 1 and report.problems[0].startswith(rows[0]["question_id"])

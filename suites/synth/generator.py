@@ -37,6 +37,7 @@ import json
 import os
 import re
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
@@ -241,10 +242,17 @@ def _paste(frames: np.ndarray, t0: int, t1: int, x: int, y: int, r: int, mask: n
     view[:, mask] = np.asarray(rgb, dtype=np.uint8)
 
 
-def render(scene: Scene) -> np.ndarray:
-    """The scene's frames, uint8 ``[T, H, W, 3]``: background, small objects, large object, events (in that order)."""
+def render(scene: Scene, out: np.ndarray | None = None) -> np.ndarray:
+    """The scene's frames, uint8 ``[T, H, W, 3]``: background, small objects, large object, events (in that order).
+
+    ``out``: an optional uint8 buffer of at least ``T`` frames of the right size to draw into (reusing one saves
+    the page faults of a fresh few-hundred-MB array per video); the result is its first ``T`` frames.
+    """
     T = scene.num_frames
-    frames = np.empty((T, scene.height, scene.width, 3), dtype=np.uint8)
+    shape = (scene.height, scene.width, 3)
+    if out is not None and (out.dtype != np.uint8 or out.shape[1:] != shape or len(out) < T):
+        raise ValueError(f"out buffer {out.shape} {out.dtype} cannot hold {T} frames of {shape}")
+    frames = out[:T] if out is not None else np.empty((T, *shape), dtype=np.uint8)
     one = np.empty((scene.height, scene.width, 3), dtype=np.uint8)
     one[:] = np.asarray(BACKGROUND_COLOURS[scene.background], dtype=np.uint8)
     frames[:] = one  # whole-frame copies: several times faster than broadcasting a 3-byte colour
@@ -401,10 +409,12 @@ def _questions(rng: np.random.Generator, scene: Scene, plan: dict, pos: dict[str
 
     # count
     ck, k = tuple(plan["count_kind"]), plan["k"]
-    near = [n for n in range(max(0, k - 3), k + 4) if n != k]
+    # four consecutive counts with k anywhere among them (not always the middle value), never below 0
+    low = int(rng.integers(max(0, k - 3), k + 1))
+    near = [n for n in range(low, low + 4) if n != k]
+    near = [near[int(i)] for i in rng.permutation(3)]
     q = f"How many times does {_a(kind_name(ck))} briefly flash on the screen?"
-    out["count"] = (q, *_options(str(k), [str(n) for n in _pick(rng, near, 3)], pos["count"]),
-                    {"kind": list(ck)})
+    out["count"] = (q, *_options(str(k), [str(n) for n in near], pos["count"]), {"kind": list(ck)})
 
     # appeared: distractors never appear at all, and share a colour or a shape with something that did
     correct = event_kinds[int(rng.integers(len(event_kinds)))]
@@ -621,14 +631,45 @@ def check_answer(item: dict) -> str:
 # Files
 
 
+_buffers = threading.local()
+
+
 def _render_and_write(job: tuple[str, str]) -> int:
-    """Render one scene (JSON) and write it to ``path``; returns the file size in bytes."""
+    """Render one scene (JSON) and write it to ``path``; returns the file size in bytes.
+
+    Each thread draws into one reused buffer, grown when a longer or larger video comes.
+    """
     from liteframe_bench.video import write_video
 
     scene_json, path = job
     scene = Scene.from_json(scene_json)
-    write_video(path, render(scene), fps=scene.fps)
+    buf = getattr(_buffers, "frames", None)
+    shape = (scene.height, scene.width, 3)
+    if buf is None or buf.shape[1:] != shape or len(buf) < scene.num_frames:
+        buf = _buffers.frames = None  # free the old one first
+        buf = _buffers.frames = np.empty((scene.num_frames, *shape), dtype=np.uint8)
+    write_video(path, render(scene, out=buf), fps=scene.fps)
     return os.path.getsize(path)
+
+
+def _render_all(jobs: list[tuple[str, str]], workers: int) -> list[int]:
+    """Render and write every job (longest first, so each thread allocates its buffer once); file sizes."""
+
+    def run(batch):
+        try:
+            return [_render_and_write(job) for job in batch]
+        finally:
+            _buffers.frames = None
+
+    order = sorted(range(len(jobs)), key=lambda i: -Scene.from_json(jobs[i][0]).num_frames)
+    if workers <= 1:
+        return [size for _, size in sorted(zip(order, run([jobs[i] for i in order]), strict=True))]
+    # threads, not processes: numpy's copies and FFmpeg's encoder release the GIL (~1.8x on 2 cores), and nothing
+    # re-imports the caller's main module (a spawned pool would, and deadlock on the lock)
+    # (a pool thread's buffer goes when the thread ends, at the pool's shutdown)
+    with ThreadPoolExecutor(max_workers=workers) as pool:
+        sizes = list(pool.map(lambda i: _render_and_write(jobs[i]), order))
+    return [size for _, size in sorted(zip(order, sizes, strict=True))]
 
 
 def _manifest_core(spec: SizeSpec) -> dict[str, Any]:
@@ -651,16 +692,19 @@ def is_complete(folder: Path, spec: SizeSpec) -> bool:
     if not isinstance(manifest, dict) or any(manifest.get(k) != v for k, v in _manifest_core(spec).items()):
         return False
     total = 0
-    for split in SPLITS:
-        rows = _read_json(folder / f"{split}.json")
-        if not isinstance(rows, list) or len(rows) != manifest["splits"][split]["questions"]:
-            return False
-        for video in sorted({r["video"] for r in rows}):
-            p = folder / video
-            if not p.is_file():
+    try:
+        for split in SPLITS:
+            rows = _read_json(folder / f"{split}.json")
+            if not isinstance(rows, list) or len(rows) != manifest["splits"][split]["questions"]:
                 return False
-            total += p.stat().st_size
-    return total == manifest["video_bytes"]
+            for video in sorted({r["video"] for r in rows}):
+                p = folder / video
+                if not p.is_file():
+                    return False
+                total += p.stat().st_size
+        return total == manifest["video_bytes"]
+    except (KeyError, TypeError):  # a manifest or annotation file of another shape
+        return False
 
 
 def _log(progress: bool, msg: str) -> None:
@@ -710,13 +754,7 @@ def make(
                        f"{spec.width}x{spec.height} at {spec.fps} fps")
         if workers is None:
             workers = 1 if frames < 2000 else min(len(jobs), os.cpu_count() or 1, 4)
-        if workers > 1:
-            # threads, not processes: numpy's copies and FFmpeg's encoder release the GIL (~1.8x on 2 cores), and
-            # nothing re-imports the caller's main module (a spawned pool would, and deadlock on the lock)
-            with ThreadPoolExecutor(max_workers=workers) as pool:
-                sizes = list(pool.map(_render_and_write, jobs))
-        else:
-            sizes = [_render_and_write(job) for job in jobs]
+        sizes = _render_all(jobs, workers)
         manifest = _manifest_core(spec)
         counts = {}
         for split in SPLITS:
@@ -756,6 +794,68 @@ def load(size: str = "default", split: str = "eval", root: str | os.PathLike | N
     return json.loads(path.read_text())
 
 
+def check(root: str | os.PathLike | None = None, *, probe_videos: bool = True):
+    """``lfbench data check synth``: a :class:`liteframe_bench.data.CheckReport` over every generated size.
+
+    For each size whose folder exists: the manifest matches this generator, the annotations parse, every answer
+    agrees with :func:`check_answer`, every video is present and (``probe_videos``) opens with the scene's frame
+    count and resolution. ``ok`` when at least one size is generated and nothing is wrong.
+    """
+    from liteframe_bench.data import CheckReport
+    from liteframe_bench.video import VideoError, probe
+
+    base = suite_dir(SUITE, root)
+    report = CheckReport(suite=SUITE, root=str(base), annotation=[], annotation_found=False, probed=probe_videos)
+    expected, found, questions = 0, 0, 0
+    for size, spec in SIZES.items():
+        folder = base / size
+        if not folder.is_dir():
+            continue
+        if not is_complete(folder, spec):
+            report.problems.append(f"{folder}: incomplete or made by another generator version; run "
+                                   f"`lfbench data make synth --size {size} --force`")
+            continue
+        for split in SPLITS:
+            path = folder / f"{split}.json"
+            report.annotation.append(str(path))
+            rows = json.loads(path.read_text())
+            questions += len(rows)
+            for r in rows:
+                try:
+                    if check_answer(r) != r["answer"]:
+                        raise ValueError(f"answer {r['answer']} but the scene says {check_answer(r)}")
+                except ValueError as e:
+                    report.problems.append(f"{r['question_id']}: {e}")
+            scenes = {r["video"]: r["scene"] for r in rows}
+            for video, scene_json in sorted(scenes.items()):
+                expected += 1
+                vpath = folder / video
+                if not vpath.is_file():
+                    report.missing_count += 1
+                    report.missing_videos.append(str(vpath))
+                    continue
+                found += 1
+                if probe_videos:
+                    scene = Scene.from_json(scene_json)
+                    try:
+                        info = probe(vpath)
+                        got = (info.num_frames, info.width, info.height)
+                        if got != (scene.num_frames, scene.width, scene.height):
+                            raise VideoError(f"{vpath}: frames/width/height {got}, expected "
+                                             f"{(scene.num_frames, scene.width, scene.height)}")
+                    except VideoError as e:
+                        report.unreadable_count += 1
+                        report.unreadable_videos.append({"video": str(vpath), "reason": str(e)})
+        report.notes.append(f"size {size}: complete ({spec.videos} videos, {spec.width}x{spec.height})")
+    report.annotation_found = bool(report.annotation)
+    if not report.annotation_found and not report.problems:
+        report.problems.append(f"nothing generated under {base}; run `lfbench data make synth --size default` "
+                               f"(or --size tiny)")
+    report.questions, report.expected_videos, report.found_videos = questions, expected, found
+    report.ok = report.annotation_found and not (report.problems or report.missing_count or report.unreadable_count)
+    return report
+
+
 __all__ = [
     "BACKGROUND_COLOURS",
     "FAMILIES",
@@ -767,6 +867,7 @@ __all__ = [
     "Obj",
     "Scene",
     "SizeSpec",
+    "check",
     "check_answer",
     "generate",
     "is_complete",

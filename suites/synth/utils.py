@@ -10,8 +10,6 @@ fields with Video-MME's vocabulary (``duration``, ``domain``, ``sub_category``, 
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import datasets
 from lmms_eval.tasks.videomme.utils import videomme_aggregate_results, videomme_process_results
 
