@@ -179,7 +179,17 @@ def _timing(method, videos: list[str], frames: int, cfg: SweepConfig) -> dict[st
 
 
 def run_cell(
-    spec: str, frames: int, suite: str, *, cfg: SweepConfig, backbone, tm, store: ResultsDir, run_id: str, cid: str
+    spec: str,
+    frames: int,
+    suite: str,
+    *,
+    cfg: SweepConfig,
+    backbone,
+    tm,
+    store: ResultsDir,
+    run_id: str,
+    cid: str,
+    clip_cache=None,
 ) -> dict[str, Any]:
     """Run one cell and write it; returns the cell row."""
     from lmms_eval.evaluator import simple_evaluate
@@ -219,6 +229,7 @@ def run_cell(
             sidecar=str(sidecar),
             backbone=backbone,
             run_id=run_id,
+            clip_cache=clip_cache,
         )
         res = simple_evaluate(
             model=lm,
@@ -332,10 +343,26 @@ def run_sweep(cfg: SweepConfig, *, progress: bool = True, argv: Sequence[str] | 
     todo = [c for c in cells if not store.is_done(c[0])]
     done_before = len(cells) - len(todo)
     rows = []
+    from liteframe_bench.video import ClipCache
+
+    clip_cache = ClipCache()  # accuracy mode only: shared by every cell of this run
     bar = tqdm(total=len(cells), initial=done_before, desc="sweep cells", disable=not progress)
     for cid, spec, n, suite in todo:
         bar.set_postfix_str(f"{spec} @ {n}f on {suite}")
-        rows.append(run_cell(spec, n, suite, cfg=cfg, backbone=backbone, tm=tm, store=store, run_id=run_id, cid=cid))
+        rows.append(
+            run_cell(
+                spec,
+                n,
+                suite,
+                cfg=cfg,
+                backbone=backbone,
+                tm=tm,
+                store=store,
+                run_id=run_id,
+                cid=cid,
+                clip_cache=clip_cache,
+            )
+        )
         bar.update()
     bar.close()
     return {

@@ -450,3 +450,40 @@ __all__ = [
     "sample_indices",
     "write_video",
 ]
+
+
+class ClipCache:
+    """Decoded clips reused across accuracy-mode samples (several questions per video, several methods per
+    frame count). Least-recently-used, bounded by bytes. Never used by timed runs: the profiler always decodes.
+    """
+
+    def __init__(self, max_bytes: int = 2 * 2**30):
+        from collections import OrderedDict
+
+        self.max_bytes = max_bytes
+        self._clips: OrderedDict[tuple, VideoClip] = OrderedDict()
+        self.hits = self.misses = 0
+
+    def _bytes(self) -> int:
+        return sum(c.pixel_values.numel() * c.pixel_values.element_size() for c in self._clips.values())
+
+    def load(self, path: str | os.PathLike, num_frames: int, **kwargs) -> tuple[VideoClip, bool]:
+        """(clip, hit): the cached clip for (file, mtime, size, num_frames, options), decoding on a miss."""
+        p = Path(path)
+        try:
+            st = p.stat()
+            key = (str(p.resolve()), st.st_mtime_ns, st.st_size, int(num_frames), tuple(sorted(kwargs.items())))
+        except OSError:
+            key = None  # let load_video raise its clear error
+        if key is not None and key in self._clips:
+            self._clips.move_to_end(key)
+            self.hits += 1
+            return self._clips[key], True
+        clip = load_video(path, num_frames, **kwargs)
+        self.misses += 1
+        size = clip.pixel_values.numel() * clip.pixel_values.element_size()
+        if key is not None and size <= self.max_bytes:
+            self._clips[key] = clip
+            while self._bytes() > self.max_bytes:
+                self._clips.popitem(last=False)
+        return clip, False

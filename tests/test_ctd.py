@@ -72,18 +72,18 @@ def cfg(folder, out, **kw) -> CTDConfig:
 def test_ctd_learns_the_wap_targets(videos, teacher, tmp_path):
     counted = CountingTeacher(teacher)
     out = tmp_path / "run"
-    res = train_ctd(cfg(videos, out, steps=60), progress=False, teacher=counted)
+    res = train_ctd(cfg(videos, out, steps=40), progress=False, teacher=counted)
     losses = res["losses"]
-    assert len(losses) == 60 and res["steps"] == 60 and res["finished"]
+    assert len(losses) == 40 and res["steps"] == 40 and res["finished"]
     targets = torch.stack([load_file(str(f))["target"] for f in sorted((out / "targets").rglob("*.safetensors"))])
     assert targets.shape == (4, 2, 4, 4, 32)  # 4 videos, 8 frames / 4, 8x8 grid / 2, teacher width
     # better than the best clip-independent guess (the per-position mean target), not just below the start
     mean_guess = float(((targets - targets.mean(0)) ** 2).mean())
     final = float(np.mean(losses[-5:]))
-    assert final < 0.5 * losses[0], (losses[0], final)
-    assert final < 0.5 * mean_guess, (mean_guess, final)
-    # the cache: each clip went through the teacher once (epoch 1), then was read back (epochs 2..30)
-    assert counted.frames == 4 * FRAMES and res["teacher_clips"] == 4 and res["cache_hits"] == 60 * 2 - 4
+    assert final < 0.25 * losses[0], (losses[0], final)
+    assert final < 0.25 * mean_guess, (mean_guess, final)
+    # the cache: each clip went through the teacher once (epoch 1), then was read back (epochs 2..20)
+    assert counted.frames == 4 * FRAMES and res["teacher_clips"] == 4 and res["cache_hits"] == 40 * 2 - 4
     # outputs: the student (safetensors) loads back; the record holds the history
     st = load_student(out / "student")
     assert (out / "student" / "model.safetensors").is_file() and st.cfg == StudentConfig.tiny()
@@ -110,7 +110,7 @@ def test_targets_are_wap_of_the_teacher_on_padded_frames(videos, teacher, tmp_pa
 
 
 def test_resume_continues_exactly(videos, teacher, tmp_path):
-    kw = dict(steps=8, grad_accum=2, warmup_steps=2, weight_decay=0.05, cache_clips=False)
+    kw = dict(steps=8, grad_accum=2, warmup_steps=2, weight_decay=0.05)
     straight = train_ctd(cfg(videos, tmp_path / "a", **kw), progress=False, teacher=teacher)
     half = train_ctd(cfg(videos, tmp_path / "b", **kw), progress=False, teacher=teacher, stop_after=4)
     assert half["steps"] == 4 and not half["finished"] and half["student"] is None
@@ -128,6 +128,12 @@ def test_resume_continues_exactly(videos, teacher, tmp_path):
     assert a.keys() == b.keys()
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=k)
+    # init: a new run starts from a saved student (a vanishing lr leaves it as it was)
+    train_ctd(cfg(videos, tmp_path / "c", steps=1, lr=1e-12, warmup_steps=0, init=str(tmp_path / "a" / "student")),
+              progress=False, teacher=teacher)
+    c = load_file(str(tmp_path / "c" / "student" / "model.safetensors"))
+    for k in a:
+        torch.testing.assert_close(c[k], a[k], rtol=1e-5, atol=1e-6, msg=k)
     # a finished run resumed again does nothing; a changed optimisation setting refuses to resume
     again = train_ctd(cfg(videos, tmp_path / "b", **kw), progress=False, teacher=teacher)
     assert again["start_step"] == 8 and again["teacher_clips"] == 0
@@ -179,6 +185,7 @@ def test_target_cache_keys_and_reuse(videos, teacher, tmp_path):
         ("videos", ""),
         ("checkpoint_every", -1),
         ("cache_targets", "yes"),
+        ("init", "/nonexistent/student"),
     ],
 )
 def test_config_errors_name_the_field(field, value, videos, tmp_path):
@@ -202,7 +209,7 @@ def test_run_errors(videos, teacher, tmp_path):
 def test_schedule_and_data_order():
     lrs = [tu.lr_at(s, 1.0, 4, 20) for s in range(20)]
     assert lrs[:4] == [0.25, 0.5, 0.75, 1.0]
-    assert lrs[4] == 1.0 and all(a > b for a, b in zip(lrs[4:], lrs[5:])) and lrs[-1] < 0.02
+    assert lrs[4] == 1.0 and all(a > b for a, b in zip(lrs[4:], lrs[5:], strict=False)) and lrs[-1] < 0.02
     assert tu.lr_at(20, 1.0, 4, 20, min_lr_ratio=0.1) == pytest.approx(0.1)
     whole = tu.sample_order(5, 3, 0, 23)
     assert whole == tu.sample_order(5, 3, 0, 7) + tu.sample_order(5, 3, 7, 16)

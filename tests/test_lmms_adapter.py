@@ -39,6 +39,7 @@ def test_simple_evaluate_records_bad_videos_and_goes_on(probe_task, tmp_path):
     assert len(rows) == 5 and {r["method"] for r in rows} == {"prumerge:ratio=4,variant=plus"}
     by_id = {r["doc_id"]: r for r in rows}
     assert by_id[0]["error"] is None and by_id[0]["visual_tokens"] == 4 * 4 and by_id[0]["timings"]["vision"] > 0
+    assert (by_id[0]["clip_cached"], by_id[1]["clip_cached"]) == (False, True)  # same video, decoded once
     assert "no such file" in by_id[2]["error"] and by_id[2]["prediction"] == ""
     assert "VideoError" in by_id[3]["error"]
     assert "doc_to_visual exited" in by_id[4]["error"]

@@ -254,3 +254,35 @@ def test_from_json_rejects_unknown_fields_and_bad_inputs():
     m = tiny_model()
     with pytest.raises(ValueError, match="expected"):
         m(torch.zeros(1, 4, 3, 96, 96))
+
+
+# ------------------------------------------------------------------------------------------- benchmarks
+
+
+def test_bench_encoders_and_temporal_smoke_on_tiny_sizes(capsys):
+    """The report shapes of ``lfbench bench encoders`` / ``temporal``; real sizes run only in the benchmark."""
+    from liteframe_bench.bench.encoders import render_encoders, render_temporal, run_encoders, run_temporal
+    from liteframe_bench.presets import build_config
+
+    tiny_teacher = build_config("tiny").vision_config
+    tiny_teacher._attn_implementation = "sdpa"
+    rep = run_encoders(
+        frames=6, warmup=0, repeats=2, progress=False, student_cfg=StudentConfig.tiny(), teacher_cfg=tiny_teacher
+    )
+    assert rep["student"]["output_grid"] == [2, 4, 4, 32] and rep["student"]["padded_frames"] == 2
+    assert rep["teacher"]["output_grid"] == [6, 8, 8, 32]
+    assert rep["student"]["flops"] > 0 and rep["teacher"]["flops"] > 0
+    assert set(rep["ratios"]) >= {"parameters", "flops", "latency", "latency_paired_median"}
+    assert rep["student"]["timing"]["repeats"] == 2 and "device_name" in rep["machine"]
+    json.dumps(rep)
+    tem = run_temporal(frames=4, grid=(2, 2), width=32, heads=2, warmup=0, repeats=1, progress=False)
+    rows = {r["variant"]: r for r in tem["variants"]}
+    assert list(rows) == ["spatial", "dw_conv", "full_conv", "temporal_attn", "st_attn"]
+    assert rows["dw_conv"]["temporal_params"] == 32 * 3 + 32 + 2 * 32  # depth-wise kernel, bias, LayerNorm
+    assert rows["dw_conv"]["temporal_gflops"] * 1e9 == 2 * 4 * 2 * 2 * 32 * 3  # one MAC per tap
+    assert rows["st_attn"]["layer_gflops"] > rows["spatial"]["layer_gflops"]
+    json.dumps(tem)
+    render_encoders(rep)
+    render_temporal(tem)
+    out = capsys.readouterr().out
+    assert "student" in out and "dw_conv" in out

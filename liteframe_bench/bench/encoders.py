@@ -78,6 +78,14 @@ def time_interleaved(fns: dict[str, Callable[[], object]], *, warmup: int, repea
     return {k: summarize(v, warmup, clock) for k, v in samples.items()}, samples
 
 
+def _console():
+    """A rich console; 160 columns when not writing to a terminal (pipes, logs), so wide tables are not cut."""
+    from rich.console import Console
+
+    console = Console()
+    return console if console.is_terminal else Console(width=160)
+
+
 # ------------------------------------------------------------------------------------------------ encoders
 
 
@@ -114,8 +122,14 @@ def run_encoders(
     warmup: int = 1,
     repeats: int = 3,
     progress: bool = True,
+    student_cfg=None,
+    teacher_cfg=None,
 ) -> dict:
-    """Default student vs InternViT-300M on the same ``frames`` frames: parameters, FLOPs and latency per frame."""
+    """Default student vs InternViT-300M on the same ``frames`` frames: parameters, FLOPs and latency per frame.
+
+    ``student_cfg`` / ``teacher_cfg`` (a ``StudentConfig`` / ``InternVLVisionConfig``) replace the real sizes, for
+    smoke tests with tiny models; both must take the same image size.
+    """
     from tqdm.auto import tqdm
 
     from liteframe_bench.methods.liteframe.student import (
@@ -128,7 +142,9 @@ def run_encoders(
     if frames < 1:
         raise ValueError(f"frames={frames}; allowed: a positive integer")
     dt = _dtype(device, dtype)
-    scfg, tcfg = StudentConfig(), teacher_config()
+    scfg, tcfg = student_cfg or StudentConfig(), teacher_cfg or teacher_config()
+    if tuple(tcfg.image_size) != (scfg.image_size, scfg.image_size):
+        raise ValueError(f"student image_size {scfg.image_size} != teacher image_size {tuple(tcfg.image_size)}")
     bar = tqdm(total=3, desc="bench encoders", disable=not progress, leave=False)
     bar.set_postfix_str("FLOPs (meta)")
     flops = {"student": student_flops(scfg, frames), "teacher": teacher_flops(frames, tcfg)}
@@ -179,13 +195,21 @@ def run_encoders(
         "dtype": str(dt).removeprefix("torch."),
         "goals": {"flops_ratio": GOAL_FLOPS_RATIO, "latency_ratio": GOAL_LATENCY_RATIO},
         "student": {
-            **row("student", "LiteFrame student, default StudentConfig, random init, SDPA", list(out.grid.shape[1:])),
+            **row(
+                "student",
+                "LiteFrame student, "
+                + ("default" if student_cfg is None else "custom")
+                + " StudentConfig, random init",
+                list(out.grid.shape[1:]),
+            ),
             "config": scfg.to_json(),
             "padded_frames": out.padded_frames,
         },
         "teacher": row(
             "teacher",
-            "transformers InternVLVisionModel, InternVLVisionConfig() = InternViT-300M, random init, sdpa",
+            "transformers InternVLVisionModel, "
+            + ("InternVLVisionConfig() = InternViT-300M" if teacher_cfg is None else "custom config")
+            + ", random init, sdpa",
             [
                 frames,
                 tcfg.image_size[0] // tcfg.patch_size[0],
@@ -208,7 +232,6 @@ def run_encoders(
 
 def render_encoders(report: dict) -> None:
     """Print an encoders report as a rich table."""
-    from rich.console import Console
     from rich.table import Table
 
     r = report["ratios"]
@@ -239,7 +262,7 @@ def render_encoders(report: dict) -> None:
         "",
         style="bold",
     )
-    Console().print(table)
+    _console().print(table)
 
 
 # ------------------------------------------------------------------------------------------------ temporal
@@ -387,7 +410,6 @@ def run_temporal(
 
 def render_temporal(report: dict) -> None:
     """Print a temporal report (Table 2) as a rich table."""
-    from rich.console import Console
     from rich.table import Table
 
     T, H, W, C = report["grid"]
@@ -421,4 +443,4 @@ def render_temporal(report: dict) -> None:
             f"{r['temporal_params']:,}",
             style="bold" if r["variant"] == "dw_conv" else None,
         )
-    Console().print(table)
+    _console().print(table)

@@ -35,7 +35,7 @@ from liteframe_bench.methods.liteframe.student import LiteFrameStudent, StudentC
 
 #: Config fields that must match a checkpoint's for a resume (the rest may change between runs).
 RESUME_FIXED = (
-    "videos", "frames", "student", "teacher", "teacher_seed", "wap", "batch_size", "grad_accum", "lr",
+    "videos", "frames", "student", "init", "teacher", "teacher_seed", "wap", "batch_size", "grad_accum", "lr",
     "weight_decay", "warmup_steps", "schedule", "min_lr_ratio", "grad_clip", "seed", "precision",
 )
 
@@ -52,7 +52,9 @@ def student_config(value: Any) -> StudentConfig:
         try:
             return StudentConfig.from_json(value)
         except (TypeError, ValueError) as e:
-            raise SpecError(f"student={value!r} is invalid ({e}); allowed: default, tiny, or StudentConfig fields") from e
+            raise SpecError(
+                f"student={value!r} is invalid ({e}); allowed: default, tiny, or StudentConfig fields"
+            ) from e
     raise SpecError(f"student={value!r} is invalid; allowed: default, tiny, a StudentConfig or a dict of its fields")
 
 
@@ -64,6 +66,8 @@ class CTDConfig:
     out: str = field(default="runs/ctd", metadata={"help": "output folder (student, checkpoints, record)"})
     frames: int = field(default=16, metadata={"help": "frames per clip (InternVL midpoint sampler)"})
     student: Any = field(default="default", metadata={"help": "student config: default, tiny or a StudentConfig"})
+    init: str | None = field(default=None, metadata={"help": "start from this saved student folder (its config "
+                                                              "replaces student)"})
     teacher: str = field(default="tiny", metadata={"help": "InternVL3.load spec: tiny, random:<preset>, folder"})
     teacher_seed: int = field(default=0, metadata={"help": "seed of a random (tiny / random:) teacher"})
     wap: str = field(default="wap:ratio=16", metadata={"help": "reducer spec that makes the targets"})
@@ -94,6 +98,11 @@ class CTDConfig:
         tu.require(isinstance(self.out, (str, os.PathLike)) and str(self.out) != "", "out", self.out, "a folder path")
         self.out = str(self.out)
         tu.check_int("frames", self.frames, 1)
+        if self.init is not None:
+            cfg_file = Path(self.init).expanduser() / "config.json"
+            tu.require(cfg_file.is_file(), "init", self.init, "a saved student folder (save_student)")
+            self.init = str(self.init)
+            self.student = json.loads(cfg_file.read_text())
         self.student = student_config(self.student)
         tu.require(isinstance(self.teacher, str) and self.teacher != "", "teacher", self.teacher,
                    "tiny, random:<preset> or a local InternVL3-*-hf folder")
@@ -275,7 +284,7 @@ def train_ctd(cfg: CTDConfig, progress: bool = True, *, teacher=None, stop_after
     maker = TargetMaker(teacher, cfg.wap, _teacher_id(cfg, teacher))
 
     torch.manual_seed(cfg.seed)
-    student = LiteFrameStudent(cfg.student)
+    student = load_student(cfg.init) if cfg.init else LiteFrameStudent(cfg.student)
     stride = student.temporal_stride()
     padded = cfg.frames + (-cfg.frames) % stride
     _check_shapes(cfg, student, maker, padded)
@@ -399,14 +408,23 @@ def _check_shapes(cfg: CTDConfig, student, maker: TargetMaker, padded: int) -> N
 
 def _targets(items: list[dict], maker: TargetMaker, cache: TargetCache | None, device) -> tuple[Tensor, int]:
     """Targets [B, T', h', w', C] (float32, on ``device``): cached ones, the rest from the teacher (then cached)."""
-    missing = [k for k, it in enumerate(items) if it["target"] is None]
     got: dict[int, Tensor] = {k: it["target"] for k, it in enumerate(items) if it["target"] is not None}
-    if missing:
-        px = torch.stack([items[k]["teacher"] for k in missing]).to(device)
-        fresh = maker(px)
-        for j, k in enumerate(missing):
+    for k, it in enumerate(items):  # written since a DataLoader worker looked (prefetch)
+        if k not in got and cache is not None and (t := cache.get(it["key"])) is not None:
+            got[k] = t
+    first: dict[Any, int] = {}  # one teacher pass per distinct clip of the batch
+    for k in range(len(items)):
+        if k not in got:
+            first.setdefault(items[k]["key"] if cache is not None else k, k)
+    if first:
+        todo = list(first.values())
+        fresh = maker(torch.stack([items[k]["teacher"] for k in todo]).to(device))
+        for j, k in enumerate(todo):
             got[k] = fresh[j]
             if cache is not None:
                 cache.put(items[k]["key"], fresh[j], items[k]["video"])
+        for k in range(len(items)):
+            if k not in got:
+                got[k] = got[first[items[k]["key"]]]
     out = torch.stack([got[k].to(device) for k in range(len(items))]).float()
-    return out, len(items) - len(missing)
+    return out, len(items) - len(first)

@@ -112,7 +112,8 @@ class LMAConfig:
             self.lora_targets = tuple(t.strip() for t in self.lora_targets.split(",") if t.strip())
         self.lora_targets = tuple(self.lora_targets)
         tu.require(len(self.lora_targets) > 0 and all(isinstance(t, str) and t for t in self.lora_targets),
-                   "lora_targets", self.lora_targets, "names of the LLM's linear layers, e.g. q_proj,k_proj,v_proj,o_proj")
+                   "lora_targets", self.lora_targets,
+                   "names of the LLM's linear layers, e.g. q_proj,k_proj,v_proj,o_proj")
         for name in ("train_student", "train_projector", "gradient_checkpointing", "resume", "cache_clips"):
             tu.require(isinstance(getattr(self, name), bool), name, getattr(self, name), "true, false")
         tu.check_float("lr", self.lr, 0.0, strict=True)
@@ -417,7 +418,9 @@ def train_lma(cfg: LMAConfig, progress: bool = True, *, backbone=None, stop_afte
 
             projector.load_state_dict(load_file(str(ckpt / PROJECTOR_FILE), device=str(device)))
     if cfg.gradient_checkpointing:
-        bb.model.model.language_model.gradient_checkpointing_enable(gradient_checkpointing_kwargs={"use_reentrant": False})
+        bb.model.model.language_model.gradient_checkpointing_enable(
+            gradient_checkpointing_kwargs={"use_reentrant": False}
+        )
 
     groups = tu.param_groups(((n, p) for n, p in peft_lm.named_parameters() if p.requires_grad), cfg.weight_decay)
     if projector is not None:

@@ -2,7 +2,8 @@
 
 Checkpoints never pickle. A checkpoint folder ``<out>/checkpoints/step-XXXXXXXX/`` holds
 
-* ``weights.safetensors`` (or the stage's own weight files): the trainable weights;
+* the stage's weight files, all safetensors (CTD: ``student/``; LMA: ``student/``, ``adapter/``, and
+  ``projector.safetensors`` when the projector trains);
 * ``optimizer.safetensors``: every tensor of the optimizer's state dict, flattened to ``state.<param>.<key>``,
   plus the RNG states as uint8 tensors (``rng.torch``, ``rng.cuda.<i>``);
 * ``state.json`` (written last: a folder without it is incomplete and ignored): step, config, scheduler
@@ -121,10 +122,14 @@ def find_videos(folder: str | os.PathLike, field: str = "videos") -> list[Path]:
     """Every video file (``*.mp4``, ``*.mkv``, ``*.avi``, ``*.webm``) under ``folder``, recursively, sorted."""
     root = Path(folder).expanduser()
     if not root.is_dir():
-        raise SpecError(f"{field}={str(folder)!r} is not a folder; expected a folder of videos ({', '.join(VIDEO_SUFFIXES)})")
+        raise SpecError(
+            f"{field}={str(folder)!r} is not a folder; expected a folder of videos ({', '.join(VIDEO_SUFFIXES)})"
+        )
     found = sorted(p for p in root.rglob("*") if p.suffix.lower() in VIDEO_SUFFIXES and p.is_file())
     if not found:
-        raise SpecError(f"{field}={str(folder)!r} holds no videos; expected files ending in {', '.join(VIDEO_SUFFIXES)}")
+        raise SpecError(
+            f"{field}={str(folder)!r} holds no videos; expected files ending in {', '.join(VIDEO_SUFFIXES)}"
+        )
     return found
 
 
@@ -164,7 +169,9 @@ def config_dict(cfg: Any) -> dict[str, Any]:
 def config_mismatch(saved: dict[str, Any], cfg: Any, fixed: Sequence[str]) -> list[str]:
     """The ``fixed`` fields whose value in ``cfg`` differs from the checkpoint's ``saved`` config."""
     now = config_dict(cfg)
-    return [f"{k} ({saved.get(k)!r} in the checkpoint, {now.get(k)!r} now)" for k in fixed if saved.get(k) != now.get(k)]
+    return [
+        f"{k} ({saved.get(k)!r} in the checkpoint, {now.get(k)!r} now)" for k in fixed if saved.get(k) != now.get(k)
+    ]
 
 
 def dataclass_names(cls) -> list[str]:
