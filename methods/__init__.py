@@ -5,3 +5,4 @@ uses; importing this package registers everything below.
 """
 
 from liteframe_bench.methods import baseline, reducers  # noqa: F401
+from liteframe_bench.methods.liteframe import methods as liteframe_methods  # noqa: F401

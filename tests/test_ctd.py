@@ -64,8 +64,18 @@ class CountingTeacher:
 
 
 def cfg(folder, out, **kw) -> CTDConfig:
-    base = dict(videos=str(folder), out=str(out), frames=FRAMES, student="tiny", batch_size=2, lr=3e-3,
-                weight_decay=0.0, warmup_steps=5, checkpoint_every=0, cache_clips=True)
+    base = dict(
+        videos=str(folder),
+        out=str(out),
+        frames=FRAMES,
+        student="tiny",
+        batch_size=2,
+        lr=3e-3,
+        weight_decay=0.0,
+        warmup_steps=5,
+        checkpoint_every=0,
+        cache_clips=True,
+    )
     return CTDConfig(**{**base, **kw})
 
 
@@ -129,8 +139,11 @@ def test_resume_continues_exactly(videos, teacher, tmp_path):
     for k in a:
         torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=k)
     # init: a new run starts from a saved student (a vanishing lr leaves it as it was)
-    train_ctd(cfg(videos, tmp_path / "c", steps=1, lr=1e-12, warmup_steps=0, init=str(tmp_path / "a" / "student")),
-              progress=False, teacher=teacher)
+    train_ctd(
+        cfg(videos, tmp_path / "c", steps=1, lr=1e-12, warmup_steps=0, init=str(tmp_path / "a" / "student")),
+        progress=False,
+        teacher=teacher,
+    )
     c = load_file(str(tmp_path / "c" / "student" / "model.safetensors"))
     for k in a:
         torch.testing.assert_close(c[k], a[k], rtol=1e-5, atol=1e-6, msg=k)
@@ -160,8 +173,11 @@ def test_target_cache_keys_and_reuse(videos, teacher, tmp_path):
         assert res["teacher_clips"] == 1 and res["cache_hits"] == 3
     finally:
         os.utime(victim, ns=(st.st_atime_ns, st.st_mtime_ns))
-    res = train_ctd(cfg(videos, tmp_path / "d", steps=2, cache_dir=str(cache), wap="wap:ratio=16,heads=weights"),
-                    progress=False, teacher=counted)
+    res = train_ctd(
+        cfg(videos, tmp_path / "d", steps=2, cache_dir=str(cache), wap="wap:ratio=16,heads=weights"),
+        progress=False,
+        teacher=counted,
+    )
     assert res["teacher_clips"] == 4
     res = train_ctd(cfg(videos, tmp_path / "e", steps=2, cache_targets=False), progress=False, teacher=counted)
     assert res["teacher_clips"] == 4 and res["cache_hits"] == 0 and not (tmp_path / "e" / "targets").exists()

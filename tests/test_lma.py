@@ -35,8 +35,7 @@ def data(tmp_path_factory):
     rows = []
     for i in range(4):
         moving_square_video(root / f"v{i}.mp4", 12, size=112, seed=i)
-        rows.append({"video": f"v{i}.mp4", "prompt": f"Which letter goes with square number {i}?",
-                     "answer": "ABCD"[i]})
+        rows.append({"video": f"v{i}.mp4", "prompt": f"Which letter goes with square number {i}?", "answer": "ABCD"[i]})
     (root / "train.jsonl").write_text("\n".join(json.dumps(r) for r in rows) + "\n")
     torch.manual_seed(0)
     save_student(LiteFrameStudent(StudentConfig.tiny()), root / "student")
@@ -44,13 +43,25 @@ def data(tmp_path_factory):
 
 
 def examples(cfg: LMAConfig) -> list[dict]:
-    return [{**it, "pixel_values": load_video(it["video"], FRAMES, image_size=112).pixel_values[0]}
-            for it in load_items(cfg)]
+    return [
+        {**it, "pixel_values": load_video(it["video"], FRAMES, image_size=112).pixel_values[0]}
+        for it in load_items(cfg)
+    ]
 
 
 def cfg(root, out, **kw) -> LMAConfig:
-    base = dict(student=str(root / "student"), data=str(root / "train.jsonl"), out=str(out), frames=FRAMES,
-                lr=1e-2, warmup_steps=5, batch_size=2, checkpoint_every=0, cache_clips=True, lora_dropout=0.0)
+    base = dict(
+        student=str(root / "student"),
+        data=str(root / "train.jsonl"),
+        out=str(out),
+        frames=FRAMES,
+        lr=1e-2,
+        warmup_steps=5,
+        batch_size=2,
+        checkpoint_every=0,
+        cache_clips=True,
+        lora_dropout=0.0,
+    )
     return LMAConfig(**{**base, **kw})
 
 
@@ -82,9 +93,9 @@ def test_labels_mask_everything_but_the_answer(data, tmp_path):
         emb = bb.embed(batch.input_ids, vis.reshape(-1, vis.shape[-1]))
         logits = bb.model(inputs_embeds=emb, attention_mask=batch.attention_mask).logits
     pos = (batch.labels[:, 1:] != IGNORE).nonzero()
-    manual = torch.stack([
-        torch.nn.functional.cross_entropy(logits[b, t], batch.labels[b, t + 1]) for b, t in pos.tolist()
-    ])
+    manual = torch.stack(
+        [torch.nn.functional.cross_entropy(logits[b, t], batch.labels[b, t + 1]) for b, t in pos.tolist()]
+    )
     assert per.shape == (2 + 3,)
     torch.testing.assert_close(per, manual, rtol=1e-4, atol=1e-5)
     torch.testing.assert_close(loss, manual.mean(), rtol=1e-4, atol=1e-5)
@@ -105,8 +116,13 @@ def test_lma_lowers_the_answer_loss_and_saves_safetensors(data, tmp_path):
     res = train_lma(c, progress=False, backbone=bb)
     assert res["finished"] and len(res["losses"]) == 60 and res["trainable_params"]["lora"] > 0
     out = tmp_path / "run"
-    for f in ("student/model.safetensors", "student/config.json", "adapter/adapter_model.safetensors",
-              "adapter/adapter_config.json", "lma.json"):
+    for f in (
+        "student/model.safetensors",
+        "student/config.json",
+        "adapter/adapter_model.safetensors",
+        "adapter/adapter_config.json",
+        "lma.json",
+    ):
         assert (out / f).is_file(), f
     assert not [p for p in out.rglob("*") if p.suffix in (".pt", ".pth", ".bin", ".pkl")]
     adapter = load_file(str(out / "adapter" / "adapter_model.safetensors"))
@@ -160,8 +176,19 @@ def test_synth_train_split_as_data(tmp_path):
 
 @pytest.mark.parametrize(
     "field, value",
-    [("lora_rank", 0), ("lora_alpha", 0), ("lora_dropout", 1.5), ("lora_targets", ()), ("lr", 0), ("steps", 0),
-     ("split", "test"), ("precision", "fp16"), ("student", ""), ("train_projector", "no"), ("batch_size", 0)],
+    [
+        ("lora_rank", 0),
+        ("lora_alpha", 0),
+        ("lora_dropout", 1.5),
+        ("lora_targets", ()),
+        ("lr", 0),
+        ("steps", 0),
+        ("split", "test"),
+        ("precision", "fp16"),
+        ("student", ""),
+        ("train_projector", "no"),
+        ("batch_size", 0),
+    ],
 )
 def test_config_errors_name_the_field(field, value, data, tmp_path):
     with pytest.raises(SpecError, match=field):

@@ -35,8 +35,23 @@ from liteframe_bench.methods.liteframe.student import LiteFrameStudent, StudentC
 
 #: Config fields that must match a checkpoint's for a resume (the rest may change between runs).
 RESUME_FIXED = (
-    "videos", "frames", "student", "init", "teacher", "teacher_seed", "wap", "batch_size", "grad_accum", "lr",
-    "weight_decay", "warmup_steps", "schedule", "min_lr_ratio", "grad_clip", "seed", "precision",
+    "videos",
+    "frames",
+    "student",
+    "init",
+    "teacher",
+    "teacher_seed",
+    "wap",
+    "batch_size",
+    "grad_accum",
+    "lr",
+    "weight_decay",
+    "warmup_steps",
+    "schedule",
+    "min_lr_ratio",
+    "grad_clip",
+    "seed",
+    "precision",
 )
 
 
@@ -66,8 +81,9 @@ class CTDConfig:
     out: str = field(default="runs/ctd", metadata={"help": "output folder (student, checkpoints, record)"})
     frames: int = field(default=16, metadata={"help": "frames per clip (InternVL midpoint sampler)"})
     student: Any = field(default="default", metadata={"help": "student config: default, tiny or a StudentConfig"})
-    init: str | None = field(default=None, metadata={"help": "start from this saved student folder (its config "
-                                                              "replaces student)"})
+    init: str | None = field(
+        default=None, metadata={"help": "start from this saved student folder (its config replaces student)"}
+    )
     teacher: str = field(default="tiny", metadata={"help": "InternVL3.load spec: tiny, random:<preset>, folder"})
     teacher_seed: int = field(default=0, metadata={"help": "seed of a random (tiny / random:) teacher"})
     wap: str = field(default="wap:ratio=16", metadata={"help": "reducer spec that makes the targets"})
@@ -92,8 +108,12 @@ class CTDConfig:
     workers: int = field(default=0, metadata={"help": "DataLoader worker processes decoding videos"})
 
     def __post_init__(self) -> None:
-        tu.require(isinstance(self.videos, (str, os.PathLike)) and str(self.videos) != "", "videos", self.videos,
-                   "a folder of videos")
+        tu.require(
+            isinstance(self.videos, (str, os.PathLike)) and str(self.videos) != "",
+            "videos",
+            self.videos,
+            "a folder of videos",
+        )
         self.videos = str(self.videos)
         tu.require(isinstance(self.out, (str, os.PathLike)) and str(self.out) != "", "out", self.out, "a folder path")
         self.out = str(self.out)
@@ -104,11 +124,19 @@ class CTDConfig:
             self.init = str(self.init)
             self.student = json.loads(cfg_file.read_text())
         self.student = student_config(self.student)
-        tu.require(isinstance(self.teacher, str) and self.teacher != "", "teacher", self.teacher,
-                   "tiny, random:<preset> or a local InternVL3-*-hf folder")
+        tu.require(
+            isinstance(self.teacher, str) and self.teacher != "",
+            "teacher",
+            self.teacher,
+            "tiny, random:<preset> or a local InternVL3-*-hf folder",
+        )
         tu.check_int("teacher_seed", self.teacher_seed, 0)
-        tu.require(isinstance(self.wap, str) and self.wap.split(":")[0].strip() == "wap", "wap", self.wap,
-                   "a wap reducer spec, e.g. wap:ratio=16")
+        tu.require(
+            isinstance(self.wap, str) and self.wap.split(":")[0].strip() == "wap",
+            "wap",
+            self.wap,
+            "a wap reducer spec, e.g. wap:ratio=16",
+        )
         from liteframe_bench import registry
 
         try:
@@ -173,8 +201,13 @@ class TargetCache:
 
     def __init__(self, folder: Path, frames: int, stride: int, teacher_id: str, image_size: int, wap_spec: str):
         self.folder = Path(folder)
-        self.parts = {"frames": frames, "pad_to": stride, "teacher": teacher_id, "image_size": image_size,
-                      "wap": wap_spec}
+        self.parts = {
+            "frames": frames,
+            "pad_to": stride,
+            "teacher": teacher_id,
+            "image_size": image_size,
+            "wap": wap_spec,
+        }
 
     def key(self, path: Path) -> str:
         st = path.stat()
@@ -262,9 +295,10 @@ def _teacher_id(cfg: CTDConfig, teacher) -> str:
 def train_ctd(cfg: CTDConfig, progress: bool = True, *, teacher=None, stop_after: int | None = None) -> dict:
     """Distil the student from WAP(teacher); returns the run's summary (loss history, speed, cache use).
 
-    ``teacher``: an already loaded :class:`InternVL3` to use instead of loading ``cfg.teacher`` (left unmodified;
-    only its vision tower runs, frozen). ``stop_after``: end this run after that optimizer step (checkpointing
-    it); the schedule still spans ``cfg.steps``, so a later call with ``resume`` continues exactly.
+    ``teacher``: an already loaded :class:`InternVL3` to use instead of loading ``cfg.teacher`` (only its vision
+    tower runs; it is set to eval mode with gradients off; a teacher loaded here also drops its LLM).
+    ``stop_after``: end this run after that optimizer step (checkpointing it); the schedule still spans
+    ``cfg.steps``, so a later call with ``resume`` continues exactly.
     """
     from tqdm.auto import tqdm
 
@@ -275,8 +309,10 @@ def train_ctd(cfg: CTDConfig, progress: bool = True, *, teacher=None, stop_after
     out = Path(cfg.out)
     ckpt = tu.latest_checkpoint(out)
     if ckpt is not None and not cfg.resume:
-        raise SpecError(f"out={cfg.out!r} already holds checkpoints ({ckpt.name}); allowed: resume=True to continue, "
-                        "or a new out folder")
+        raise SpecError(
+            f"out={cfg.out!r} already holds checkpoints ({ckpt.name}); allowed: resume=True to continue, "
+            "or a new out folder"
+        )
     out.mkdir(parents=True, exist_ok=True)
 
     teacher = teacher if teacher is not None else load_teacher(cfg, device)
@@ -293,15 +329,17 @@ def train_ctd(cfg: CTDConfig, progress: bool = True, *, teacher=None, stop_after
         record = json.loads((ckpt / tu.STATE_FILE).read_text())
         bad = tu.config_mismatch(record["config"], cfg, RESUME_FIXED)
         if bad:
-            raise SpecError(f"cannot resume from {ckpt}: " + "; ".join(bad) + ". Allowed: the checkpoint's values, "
-                            "or a new out folder")
+            raise SpecError(
+                f"cannot resume from {ckpt}: " + "; ".join(bad) + ". Allowed: the checkpoint's values, "
+                "or a new out folder"
+            )
         student = load_student(ckpt / "student")
     student = student.to(device).train()
     optimizer = torch.optim.AdamW(tu.param_groups(student.named_parameters(), cfg.weight_decay), lr=cfg.lr)
     if ckpt is not None:
         record = tu.read_checkpoint(ckpt, optimizer)
         start, history = int(record["step"]), list(record["losses"])
-    stop = min(cfg.steps, stop_after) if stop_after is not None else cfg.steps
+    stop = max(start, min(cfg.steps, stop_after) if stop_after is not None else cfg.steps)
 
     cache = None
     if cfg.cache_targets:
@@ -312,15 +350,26 @@ def train_ctd(cfg: CTDConfig, progress: bool = True, *, teacher=None, stop_after
     per_step = cfg.batch_size * cfg.grad_accum
     order = tu.sample_order(len(videos), cfg.seed, start * per_step, max(0, stop - start) * per_step)
     loader = torch.utils.data.DataLoader(
-        data, batch_size=cfg.batch_size, sampler=order, num_workers=cfg.workers, collate_fn=_collate,
-        generator=torch.Generator(), persistent_workers=False,
+        data,
+        batch_size=cfg.batch_size,
+        sampler=order,
+        num_workers=cfg.workers,
+        collate_fn=_collate,
+        generator=torch.Generator(),
+        persistent_workers=False,
     )
 
     def save_ckpt(step: int) -> Path:
-        state = {"config": tu.config_dict(cfg), "losses": history, "scheduler": {"step": step, "lr": lr},
-                 "seed": cfg.seed, "stage": "ctd"}
-        return tu.write_checkpoint(out, step, lambda d: save_student(student, d / "student"), optimizer, state,
-                                   keep=cfg.keep_checkpoints)
+        state = {
+            "config": tu.config_dict(cfg),
+            "losses": history,
+            "scheduler": {"step": step, "lr": lr},
+            "seed": cfg.seed,
+            "stage": "ctd",
+        }
+        return tu.write_checkpoint(
+            out, step, lambda d: save_student(student, d / "student"), optimizer, state, keep=cfg.keep_checkpoints
+        )
 
     hits = 0
     lr = tu.lr_at(start, cfg.lr, cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio)
@@ -379,8 +428,15 @@ def train_ctd(cfg: CTDConfig, progress: bool = True, *, teacher=None, stop_after
         summary["student"] = str(out / "student")
         from liteframe_bench import provenance
 
-        tu.write_json(out / "ctd.json", {**summary, "config": tu.config_dict(cfg), "target_shape":
-                                          list(maker.target_shape(padded)), "machine": provenance.machine(device)})
+        tu.write_json(
+            out / "ctd.json",
+            {
+                **summary,
+                "config": tu.config_dict(cfg),
+                "target_shape": list(maker.target_shape(padded)),
+                "machine": provenance.machine(device),
+            },
+        )
     return summary
 
 

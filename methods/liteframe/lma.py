@@ -40,14 +40,36 @@ ADAPTER_DIR = "adapter"
 PROJECTOR_FILE = "projector.safetensors"
 STUDENT_DIR = "student"
 #: The multiple-choice prompt (lmms-eval's Video-MME wording without subtitles, lfbench's post prompt).
-MC_PRE = ("Select the best answer to the following multiple-choice question based on the video. "
-          "Respond with only the letter (A, B, C, or D) of the correct option.")
+MC_PRE = (
+    "Select the best answer to the following multiple-choice question based on the video. "
+    "Respond with only the letter (A, B, C, or D) of the correct option."
+)
 MC_POST = "Answer with the option's letter from the given choices directly."
 
 RESUME_FIXED = (
-    "student", "data", "split", "backbone", "backbone_seed", "frames", "lora_rank", "lora_alpha", "lora_dropout",
-    "lora_targets", "train_student", "train_projector", "lr", "student_lr_scale", "weight_decay", "warmup_steps",
-    "schedule", "min_lr_ratio", "grad_clip", "batch_size", "grad_accum", "seed", "precision",
+    "student",
+    "data",
+    "split",
+    "backbone",
+    "backbone_seed",
+    "frames",
+    "lora_rank",
+    "lora_alpha",
+    "lora_dropout",
+    "lora_targets",
+    "train_student",
+    "train_projector",
+    "lr",
+    "student_lr_scale",
+    "weight_decay",
+    "warmup_steps",
+    "schedule",
+    "min_lr_ratio",
+    "grad_clip",
+    "batch_size",
+    "grad_accum",
+    "seed",
+    "precision",
 )
 
 
@@ -56,8 +78,9 @@ class LMAConfig:
     """Language Model Adaptation run. ``steps`` counts optimizer steps of ``batch_size * grad_accum`` items."""
 
     student: str = field(default="", metadata={"help": "student folder (save_student), or a CTD out folder"})
-    data: str = field(default="synth", metadata={"help": "synth[:size] (its train split) or a .jsonl of "
-                                                          "{video, prompt, answer}"})
+    data: str = field(
+        default="synth", metadata={"help": "synth[:size] (its train split) or a .jsonl of {video, prompt, answer}"}
+    )
     out: str = field(default="runs/lma", metadata={"help": "output folder"})
     backbone: str = field(default="tiny", metadata={"help": "InternVL3.load spec: tiny, random:<preset>, folder"})
     backbone_seed: int = field(default=0, metadata={"help": "seed of a random (tiny / random:) backbone"})
@@ -67,8 +90,9 @@ class LMAConfig:
     lora_rank: int = field(default=16, metadata={"help": "LoRA rank"})
     lora_alpha: float = field(default=32.0, metadata={"help": "LoRA alpha (scale = alpha / rank)"})
     lora_dropout: float = field(default=0.05, metadata={"help": "LoRA dropout"})
-    lora_targets: tuple[str, ...] = field(default=("q_proj", "k_proj", "v_proj", "o_proj"),
-                                          metadata={"help": "LLM linear layers that get LoRA"})
+    lora_targets: tuple[str, ...] = field(
+        default=("q_proj", "k_proj", "v_proj", "o_proj"), metadata={"help": "LLM linear layers that get LoRA"}
+    )
     train_student: bool = field(default=True, metadata={"help": "fine-tune the student"})
     train_projector: bool = field(default=False, metadata={"help": "fine-tune the projector (saved separately)"})
     lr: float = field(default=1e-4, metadata={"help": "peak learning rate (AdamW) of LoRA and projector"})
@@ -92,16 +116,28 @@ class LMAConfig:
     workers: int = field(default=0, metadata={"help": "DataLoader worker processes decoding videos"})
 
     def __post_init__(self) -> None:
-        tu.require(isinstance(self.student, (str, os.PathLike)) and str(self.student) != "", "student", self.student,
-                   "a student folder (config.json + model.safetensors) or a CTD out folder")
+        tu.require(
+            isinstance(self.student, (str, os.PathLike)) and str(self.student) != "",
+            "student",
+            self.student,
+            "a student folder (config.json + model.safetensors) or a CTD out folder",
+        )
         self.student = str(self.student)
-        tu.require(isinstance(self.data, (str, os.PathLike)) and str(self.data) != "", "data", self.data,
-                   "synth, synth:<size> or a .jsonl file")
+        tu.require(
+            isinstance(self.data, (str, os.PathLike)) and str(self.data) != "",
+            "data",
+            self.data,
+            "synth, synth:<size> or a .jsonl file",
+        )
         self.data = str(self.data)
         tu.require(isinstance(self.out, (str, os.PathLike)) and str(self.out) != "", "out", self.out, "a folder")
         self.out = str(self.out)
-        tu.require(isinstance(self.backbone, str) and self.backbone != "", "backbone", self.backbone,
-                   "tiny, random:<preset> or a local InternVL3-*-hf folder")
+        tu.require(
+            isinstance(self.backbone, str) and self.backbone != "",
+            "backbone",
+            self.backbone,
+            "tiny, random:<preset> or a local InternVL3-*-hf folder",
+        )
         tu.check_int("backbone_seed", self.backbone_seed, 0)
         tu.require(self.split in ("train", "eval"), "split", self.split, "train, eval")
         tu.check_int("frames", self.frames, 1)
@@ -111,9 +147,12 @@ class LMAConfig:
         if isinstance(self.lora_targets, str):
             self.lora_targets = tuple(t.strip() for t in self.lora_targets.split(",") if t.strip())
         self.lora_targets = tuple(self.lora_targets)
-        tu.require(len(self.lora_targets) > 0 and all(isinstance(t, str) and t for t in self.lora_targets),
-                   "lora_targets", self.lora_targets,
-                   "names of the LLM's linear layers, e.g. q_proj,k_proj,v_proj,o_proj")
+        tu.require(
+            len(self.lora_targets) > 0 and all(isinstance(t, str) and t for t in self.lora_targets),
+            "lora_targets",
+            self.lora_targets,
+            "names of the LLM's linear layers, e.g. q_proj,k_proj,v_proj,o_proj",
+        )
         for name in ("train_student", "train_projector", "gradient_checkpointing", "resume", "cache_clips"):
             tu.require(isinstance(getattr(self, name), bool), name, getattr(self, name), "true, false")
         tu.check_float("lr", self.lr, 0.0, strict=True)
@@ -296,8 +335,10 @@ def _student_folder(path: str) -> Path:
     for cand in (p, p / STUDENT_DIR):
         if (cand / "config.json").is_file() and (cand / "model.safetensors").is_file():
             return cand
-    raise SpecError(f"student={path!r} is invalid; allowed: a folder with config.json + model.safetensors "
-                    "(save_student), or a CTD/LMA out folder holding student/")
+    raise SpecError(
+        f"student={path!r} is invalid; allowed: a folder with config.json + model.safetensors "
+        "(save_student), or a CTD/LMA out folder holding student/"
+    )
 
 
 def add_lora(backbone, cfg: LMAConfig):
@@ -309,8 +350,13 @@ def add_lora(backbone, cfg: LMAConfig):
     missing = [t for t in cfg.lora_targets if t not in names]
     if missing:
         raise SpecError(f"lora_targets={list(cfg.lora_targets)!r}: {missing} not in the LLM; allowed: {sorted(names)}")
-    lcfg = LoraConfig(r=cfg.lora_rank, lora_alpha=cfg.lora_alpha, lora_dropout=cfg.lora_dropout,
-                      target_modules=list(cfg.lora_targets), bias="none")
+    lcfg = LoraConfig(
+        r=cfg.lora_rank,
+        lora_alpha=cfg.lora_alpha,
+        lora_dropout=cfg.lora_dropout,
+        target_modules=list(cfg.lora_targets),
+        bias="none",
+    )
     return get_peft_model(lm, lcfg)
 
 
@@ -392,14 +438,18 @@ def train_lma(cfg: LMAConfig, progress: bool = True, *, backbone=None, stop_afte
     out = Path(cfg.out)
     ckpt = tu.latest_checkpoint(out)
     if ckpt is not None and not cfg.resume:
-        raise SpecError(f"out={cfg.out!r} already holds checkpoints ({ckpt.name}); allowed: resume=True to continue, "
-                        "or a new out folder")
+        raise SpecError(
+            f"out={cfg.out!r} already holds checkpoints ({ckpt.name}); allowed: resume=True to continue, "
+            "or a new out folder"
+        )
     if ckpt is not None:
         record = json.loads((ckpt / tu.STATE_FILE).read_text())
         bad = tu.config_mismatch(record["config"], cfg, RESUME_FIXED)
         if bad:
-            raise SpecError(f"cannot resume from {ckpt}: " + "; ".join(bad) + ". Allowed: the checkpoint's values, "
-                            "or a new out folder")
+            raise SpecError(
+                f"cannot resume from {ckpt}: " + "; ".join(bad) + ". Allowed: the checkpoint's values, "
+                "or a new out folder"
+            )
     out.mkdir(parents=True, exist_ok=True)
 
     bb = backbone if backbone is not None else load_backbone(cfg, device)
@@ -432,20 +482,37 @@ def train_lma(cfg: LMAConfig, progress: bool = True, *, backbone=None, stop_afte
     if ckpt is not None:
         record = tu.read_checkpoint(ckpt, optimizer)
         start, history = int(record["step"]), list(record["losses"])
-    stop = min(cfg.steps, stop_after) if stop_after is not None else cfg.steps
+    stop = max(start, min(cfg.steps, stop_after) if stop_after is not None else cfg.steps)
 
     per_step = cfg.batch_size * cfg.grad_accum
     order = tu.sample_order(len(items), cfg.seed, start * per_step, max(0, stop - start) * per_step)
     data = _Videos(items, cfg.frames, int(student.cfg.image_size), cfg.cache_clips)
-    loader = torch.utils.data.DataLoader(data, batch_size=cfg.batch_size, sampler=order, num_workers=cfg.workers,
-                                         collate_fn=list, generator=torch.Generator())
+    loader = torch.utils.data.DataLoader(
+        data,
+        batch_size=cfg.batch_size,
+        sampler=order,
+        num_workers=cfg.workers,
+        collate_fn=list,
+        generator=torch.Generator(),
+    )
     trainable = [p for g in optimizer.param_groups for p in g["params"]]
 
     def save_ckpt(step: int) -> Path:
-        state = {"config": tu.config_dict(cfg), "losses": history, "scheduler": {"step": step, "lr": lr},
-                 "seed": cfg.seed, "stage": "lma"}
-        return tu.write_checkpoint(out, step, lambda d: _save_weights(d, student, peft_lm, projector), optimizer,
-                                   state, keep=cfg.keep_checkpoints)
+        state = {
+            "config": tu.config_dict(cfg),
+            "losses": history,
+            "scheduler": {"step": step, "lr": lr},
+            "seed": cfg.seed,
+            "stage": "lma",
+        }
+        return tu.write_checkpoint(
+            out,
+            step,
+            lambda d: _save_weights(d, student, peft_lm, projector),
+            optimizer,
+            state,
+            keep=cfg.keep_checkpoints,
+        )
 
     peft_lm.train()
     student.train(cfg.train_student)
@@ -508,7 +575,14 @@ def train_lma(cfg: LMAConfig, progress: bool = True, *, backbone=None, stop_afte
         _save_weights(out, student, peft_lm, projector)
         from liteframe_bench import provenance
 
-        tu.write_json(out / "lma.json", {**summary, "config": tu.config_dict(cfg), "student_from": str(student_dir),
-                                         "groups": visual_groups(bb, student, cfg.frames),
-                                         "machine": provenance.machine(device)})
+        tu.write_json(
+            out / "lma.json",
+            {
+                **summary,
+                "config": tu.config_dict(cfg),
+                "student_from": str(student_dir),
+                "groups": visual_groups(bb, student, cfg.frames),
+                "machine": provenance.machine(device),
+            },
+        )
     return summary
