@@ -90,3 +90,16 @@ def test_random_student_for_latency_and_errors(trained):
         build_method(f"liteframe:checkpoint={trained / 'ctd'}", bb)
     with pytest.raises(lfb.SpecError, match="takes no reducer"):
         lfb.create("liteframe-ctd:checkpoint=random").bind(bb, reducer=lfb.create("wap"))
+
+
+def test_train_cli(trained, tmp_path, capsys):
+    from liteframe_bench.cli import main
+
+    assert main(["train", "ctd", str(trained / "videos"), "--out", str(tmp_path / "ctd"), "--teacher", "tiny",
+                 "--student", "tiny", "--steps", "2", "--frames", "8", "--batch-size", "1", "--set", "warmup_steps=1",
+                 "--set", "checkpoint_every=0", "--json"]) == 0
+    res = json.loads(capsys.readouterr().out)
+    assert res["steps"] == 2 and (tmp_path / "ctd" / "student" / "model.safetensors").is_file()
+    assert main(["train", "ctd", str(trained / "videos"), "--set", "bogus=1"]) == 2
+    assert "allowed keys: videos" in capsys.readouterr().err
+    assert main(["train", "ctd", str(tmp_path / "empty-nothing"), "--out", str(tmp_path / "x")]) == 2
