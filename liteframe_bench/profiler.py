@@ -304,7 +304,7 @@ def render(report: dict) -> None:
             f"{e2e * 1e3:.1f}",
             f"{100 * vis / e2e:.0f}",
         )
-    Console().print(table)
+    Console(width=max(Console().width, 160)).print(table)
     over = [c["overhead"]["overhead_pct"] for c in report["cells"] if "overhead" in c]
     if over:
         Console().print(

@@ -158,4 +158,4 @@ def render(report: dict) -> None:
         "—",
         style="bold",
     )
-    Console().print(table)
+    Console(width=max(Console().width, 160)).print(table)
