@@ -103,3 +103,13 @@ def test_train_cli(trained, tmp_path, capsys):
     assert main(["train", "ctd", str(trained / "videos"), "--set", "bogus=1"]) == 2
     assert "allowed keys: videos" in capsys.readouterr().err
     assert main(["train", "ctd", str(tmp_path / "empty-nothing"), "--out", str(tmp_path / "x")]) == 2
+
+
+def test_zero_shot_spatial_tiling(trained):
+    """LiteFrame Sec. 5.2.3: high-resolution frames split into tiles of the model's size, each tile a clip."""
+    bb = InternVL3.load("tiny")
+    video = moving_square_video(trained / "hires.mp4", 12, size=448)
+    tokens = build_method("liteframe-ctd:checkpoint=random", bb, tiles=(2, 2)).encode(video, FRAMES)
+    assert tokens.num_tokens == 4 * (FRAMES // 4) * 4  # 4 tiles x T'=2 x 2x2 tokens
+    assert tokens.groups == [("Frame1", 16), ("Frame5", 16)]  # every tile's tokens of a slice in one block
+    assert tokens.tile[:16].tolist() == [0] * 4 + [1] * 4 + [2] * 4 + [3] * 4

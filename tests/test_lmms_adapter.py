@@ -104,3 +104,21 @@ def test_unsupported_request_types():
     lm = LfbenchModel()
     with pytest.raises(NotImplementedError, match="generate_until tasks only"):
         lm.loglikelihood([])
+
+
+def test_lfbench_eval_cli(probe_task, tmp_path, capsys, monkeypatch):
+    from liteframe_bench.cli import main
+
+    tasks, _ = probe_task
+    monkeypatch.setenv("LFBENCH_TASKS", str(tasks))
+    out = tmp_path / "eval"
+    assert main(["eval", "--suite", "lfb_adapter_probe", "--method", "baseline,wap:ratio=16", "--frames", "4",
+                 "--limit", "3", "--out", str(out), "--json"]) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert [r["method"] for r in summary["runs"]] == ["baseline", "wap"]
+    for run in summary["runs"]:
+        assert "acc,none" in run["results"]["lfb_adapter_probe"] and run["errors"] == 1  # the missing video
+        assert len(Path(run["files"]["sidecar"]).read_text().splitlines()) == 3
+    assert (out / "summary.json").is_file()
+    assert main(["eval", "--suite", "nosuch", "--out", str(out)]) == 2
+    assert "unknown suite(s) ['nosuch']" in capsys.readouterr().err
