@@ -168,7 +168,8 @@ class VisualTokens:
     frames:          frames sampled from the video.
     distinct_frames: distinct frames among them (fewer when the video is shorter than asked).
     tokens_before:   tokens the LLM would get without reduction.
-    timings:         seconds per stage that ran (``decode``, ``vision``, ``reduce``, ``project``).
+    timings:         seconds per stage that ran (``decode``, ``vision``, ``reduce``, ``project``) when the method
+                     timed itself; empty when the caller passed its own StageClock (read that instead).
     """
 
     embeds: Tensor
@@ -188,7 +189,8 @@ class VisualTokens:
 
 @dataclass
 class Generation:
-    """An answer and its token counts; ``timings`` holds ``prefill`` and ``generate`` seconds."""
+    """An answer and its token counts; ``timings`` holds ``prefill`` and ``generate`` seconds (empty when the caller
+    passed its own StageClock)."""
 
     text: str
     prompt_tokens: int

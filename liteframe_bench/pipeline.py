@@ -64,11 +64,12 @@ class VideoLLM(Method):
         bb = self.backbone
         if bb is None:
             raise SpecError(f"method {self.spec!r} has no backbone: call build_method(spec, backbone)")
+        own_clock = clock is None  # a caller's clock is read by the caller (one synchronise per run)
         clock = clock or StageClock(bb.device)
-        with clock.stage("decode"):
-            if isinstance(video, (str, os.PathLike)):
-                if frames is None:
-                    raise SpecError("frames is required when encoding a video file")
+        if isinstance(video, (str, os.PathLike)):  # else: an already decoded clip (no decode stage)
+            if frames is None:
+                raise SpecError("frames is required when encoding a video file")
+            with clock.stage("decode"):
                 video = vio.load_video(video, frames, image_size=bb.image_size, tiles=self.tiles)
         px = video.pixel_values  # [tiles, T, 3, S, S]
         n_tiles, T = px.shape[:2]
@@ -83,7 +84,7 @@ class VideoLLM(Method):
                 groups = [(f"Frame{int(t) + 1}", int(c)) for t, c in zip(t_vals.tolist(), counts.tolist(), strict=True)]
             else:
                 groups = [("Video", int(embeds.shape[0]))]
-        timings = {"decode": video.decode_s} if hasattr(video, "decode_s") else {}
+        timings = clock.results() if own_clock else {}
         per_frame = (bb.grid_side // bb.shuffle) ** 2
         return VisualTokens(embeds, pos, size, tile, groups, T, video.distinct_frames, per_frame * T * n_tiles, timings)
 
@@ -166,6 +167,7 @@ class VideoLLM(Method):
     ) -> Generation:
         """Greedy answer. ``min_new_tokens == max_new_tokens`` fixes the decode length (timing mode)."""
         bb = self.backbone
+        own_clock = clock is None
         clock = clock or StageClock(bb.device)
         if max_new_tokens < 1 or not 0 <= min_new_tokens <= max_new_tokens:
             raise SpecError(
@@ -194,7 +196,7 @@ class VideoLLM(Method):
                         nxt = bb.decode_step(nxt, cache).argmax(dim=-1, keepdim=True)
         token_ids = torch.cat(new, dim=1)[0].tolist() if new else []
         text = bb.tokenizer.decode(token_ids, skip_special_tokens=True)
-        return Generation(text, int(ids.shape[1]), len(token_ids), token_ids)
+        return Generation(text, int(ids.shape[1]), len(token_ids), token_ids, clock.results() if own_clock else {})
 
 
 @dataclass

@@ -137,3 +137,15 @@ def test_tiny_vocab_is_the_tokenizer():
     from liteframe_bench.presets import TINY_VOCAB
 
     assert len(tiny_tokenizer()) == TINY_VOCAB
+
+
+def test_methods_report_their_own_stage_timings(bb, clip):
+    from liteframe_bench.profiler import StageClock
+
+    method = build_method("wap:ratio=16", bb)
+    tokens = method.encode(clip)
+    assert set(tokens.timings) == {"vision", "reduce", "project"} and all(v > 0 for v in tokens.timings.values())
+    gen = method.generate(tokens, "Q?", 3, min_new_tokens=3)
+    assert set(gen.timings) == {"prefill", "generate"}
+    clock = StageClock("cpu")
+    assert method.encode(clip, clock=clock).timings == {} and set(clock.results()) == {"vision", "reduce", "project"}
