@@ -64,6 +64,22 @@ POINT_KEYS = ("method", "frames", "latency", "accuracy", "ci_low", "ci_high", "n
 # --------------------------------------------------------------------------------------------- frontier
 
 
+#: Columns of a points table (one row per cell on a latency/accuracy plane); ``boot`` holds bootstrap accuracies.
+POINT_COLUMNS = [
+    "method",
+    "frames",
+    "suite",
+    "cell_id",
+    "latency",
+    "accuracy",
+    "ci_low",
+    "ci_high",
+    "n",
+    "n_unscored",
+    "boot",
+]
+
+
 def dominated_mask(latency: Sequence[float], accuracy: Sequence[float]) -> np.ndarray:
     """``True`` where a point is dominated (another is at least as good in both and strictly better in one).
 
@@ -424,22 +440,7 @@ def suite_points(
             left["no_accuracy"].append({"method": entry["method"], "frames": entry["frames"], "latency": lat})
         else:
             rows.append(entry)
-    df = pd.DataFrame(
-        rows,
-        columns=[
-            "method",
-            "frames",
-            "suite",
-            "cell_id",
-            "latency",
-            "accuracy",
-            "ci_low",
-            "ci_high",
-            "n",
-            "n_unscored",
-            "boot",
-        ],
-    )
+    df = pd.DataFrame(rows, columns=POINT_COLUMNS)
     return frontier(df), left, warnings
 
 
@@ -500,22 +501,7 @@ def average_points(
                 "reasons": reasons,
             }
         )
-    df = pd.DataFrame(
-        rows,
-        columns=[
-            "method",
-            "frames",
-            "suite",
-            "cell_id",
-            "latency",
-            "accuracy",
-            "ci_low",
-            "ci_high",
-            "n",
-            "n_unscored",
-            "boot",
-        ],
-    )
+    df = pd.DataFrame(rows, columns=POINT_COLUMNS)
     return frontier(df), missing
 
 
