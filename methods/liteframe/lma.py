@@ -153,24 +153,10 @@ class LMAConfig:
             self.lora_targets,
             "names of the LLM's linear layers, e.g. q_proj,k_proj,v_proj,o_proj",
         )
-        for name in ("train_student", "train_projector", "gradient_checkpointing", "resume", "cache_clips"):
+        for name in ("train_student", "train_projector", "gradient_checkpointing"):
             tu.require(isinstance(getattr(self, name), bool), name, getattr(self, name), "true, false")
-        tu.check_float("lr", self.lr, 0.0, strict=True)
         tu.check_float("student_lr_scale", self.student_lr_scale, 0.0)
-        tu.check_float("weight_decay", self.weight_decay, 0.0)
-        tu.check_int("warmup_steps", self.warmup_steps, 0)
-        tu.require(self.schedule in ("cosine", "constant"), "schedule", self.schedule, "cosine, constant")
-        tu.check_float("min_lr_ratio", self.min_lr_ratio, 0.0, maximum=1.0)
-        tu.check_float("grad_clip", self.grad_clip, 0.0)
-        tu.check_int("steps", self.steps, 1)
-        tu.check_int("batch_size", self.batch_size, 1)
-        tu.check_int("grad_accum", self.grad_accum, 1)
-        tu.require(self.precision in ("auto", "bf16", "fp32"), "precision", self.precision, "auto, bf16, fp32")
-        tu.require(isinstance(self.device, str), "device", self.device, "auto, cpu, cuda, cuda:N")
-        tu.check_int("seed", self.seed, 0)
-        tu.check_int("checkpoint_every", self.checkpoint_every, 0)
-        tu.check_int("keep_checkpoints", self.keep_checkpoints, 0)
-        tu.check_int("workers", self.workers, 0)
+        tu.check_training_fields(self)
 
 
 # ----------------------------------------------------------------------------------------------------------

@@ -30,6 +30,7 @@ import torch
 from torch import Tensor
 
 from liteframe_bench.errors import SpecError
+from liteframe_bench.reduction import require
 
 STATE_FILE = "state.json"
 OPTIMIZER_FILE = "optimizer.safetensors"
@@ -38,13 +39,7 @@ VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".webm")
 
 
 # ----------------------------------------------------------------------------------------------------------
-# Validation
-
-
-def require(ok: bool, name: str, value: Any, allowed: str) -> None:
-    """Raise a :class:`SpecError` naming the field ``name`` unless ``ok``."""
-    if not ok:
-        raise SpecError(f"{name}={value!r} is invalid; allowed: {allowed}")
+# Validation (``require`` is the framework's: one message format for every SpecError)
 
 
 def check_int(name: str, value: Any, minimum: int) -> None:
@@ -304,3 +299,24 @@ def write_json(path: Path, obj: Any) -> None:
     tmp = path.with_name(path.name + f".tmp-{os.getpid()}")
     tmp.write_text(json.dumps(obj, indent=1, default=str))
     tmp.replace(path)
+
+
+def check_training_fields(cfg) -> None:
+    """Validate the optimisation, schedule and checkpointing fields CTDConfig and LMAConfig share (SpecError)."""
+    check_int("steps", cfg.steps, 1)
+    check_int("batch_size", cfg.batch_size, 1)
+    check_int("grad_accum", cfg.grad_accum, 1)
+    check_float("lr", cfg.lr, 0.0, strict=True)
+    check_float("weight_decay", cfg.weight_decay, 0.0)
+    check_int("warmup_steps", cfg.warmup_steps, 0)
+    require(cfg.schedule in ("cosine", "constant"), "schedule", cfg.schedule, "cosine, constant")
+    check_float("min_lr_ratio", cfg.min_lr_ratio, 0.0, maximum=1.0)
+    check_float("grad_clip", cfg.grad_clip, 0.0)
+    require(cfg.precision in ("auto", "bf16", "fp32"), "precision", cfg.precision, "auto, bf16, fp32")
+    require(isinstance(cfg.device, str), "device", cfg.device, "auto, cpu, cuda, cuda:N")
+    check_int("seed", cfg.seed, 0)
+    check_int("checkpoint_every", cfg.checkpoint_every, 0)
+    check_int("keep_checkpoints", cfg.keep_checkpoints, 0)
+    for name in ("resume", "cache_clips"):
+        require(isinstance(getattr(cfg, name), bool), name, getattr(cfg, name), "true, false")
+    check_int("workers", cfg.workers, 0)
