@@ -691,13 +691,6 @@ def analyze(
     return out
 
 
-def run_pareto(results_dir: str | os.PathLike, **kw: Any) -> dict[str, Any]:
-    """Analyse, write plots and ``report.md``: see :func:`liteframe_bench.plots.run_pareto`."""
-    from liteframe_bench.plots import run_pareto as _run
-
-    return _run(results_dir, **kw)
-
-
 # ---------------------------------------------------------------------------------------------- render
 
 
@@ -790,7 +783,6 @@ __all__ = [
     "frontier",
     "percentile_interval",
     "render",
-    "run_pareto",
     "scores",
     "stratified_bootstrap_ci",
     "suite_points",
