@@ -702,7 +702,8 @@ def data_make_cmd(
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Console-script entry: lfbench errors become one clear line on stderr and exit code 2."""
+    """Console-script entry: lfbench errors and usage errors (unknown command or option, missing argument)
+    become click's short message on stderr and exit code 2, never a traceback."""
     try:
         rc = app(args=argv, prog_name="lfbench", standalone_mode=False)  # click returns Exit codes here
         if isinstance(rc, int) and rc:
@@ -712,10 +713,10 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     except click.exceptions.Exit as e:
         return e.exit_code
-    except click.ClickException as e:
+    except (click.ClickException, typer.TyperException) as e:  # typer raises its own vendored click's exceptions
         e.show()
         return e.exit_code
-    except click.exceptions.Abort:
+    except (click.exceptions.Abort, typer.Abort):
         typer.echo("aborted", err=True)
         return 130
     return 0

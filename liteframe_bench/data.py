@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import logging
 import os
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
@@ -22,6 +23,8 @@ from typing import Any
 from liteframe_bench.errors import LfbenchError
 
 DATA_ENV = "LFBENCH_DATA"
+
+log = logging.getLogger(__name__)
 
 
 def data_root(root: str | os.PathLike | None = None) -> Path:
@@ -72,8 +75,9 @@ class Layout:
     """Where one suite's local copy lives under the data root, and where to get it.
 
     ``module`` is the suite's loader (``liteframe_bench.suites.<name>.layout``): it reads the annotations into
-    lmms-eval docs (``load_rows(folder)``), names the expected annotation files (``annotation_files(folder)``)
-    and maps a doc to its video (``video_path(doc, folder)``); it imports nothing from lmms-eval.
+    lmms-eval docs (``load_rows(folder, suite=..., warnings=None)``, which appends one line per tolerated quirk
+    of a record to ``warnings``), names the expected annotation files (``annotation_files(folder)``) and maps a
+    doc to its video (``video_path(doc, folder)``); it imports nothing from lmms-eval.
     """
 
     suite: str
@@ -95,7 +99,7 @@ LAYOUTS: dict[str, Layout] = {
         tasks=("lfb_videomme",),
         annotation="videomme/test-00000-of-00001.parquet",
         videos="data/<videoID>.mp4 (.MP4 and .mkv accepted)",
-        source="hub dataset lmms-eval/Video-MME",
+        source="hub dataset lmms-lab/Video-MME (lmms-eval/Video-MME in lmms-eval 0.7.3's videomme.yaml)",
         fetch="copy videomme/test-00000-of-00001.parquet from the hub dataset and unzip videos_chunked_*.zip "
         "so that the videos land in data/",
         module="liteframe_bench.suites.videomme.layout",
@@ -107,7 +111,7 @@ LAYOUTS: dict[str, Layout] = {
         tasks=("lfb_videomme_w_subtitle",),
         annotation="videomme/test-00000-of-00001.parquet",
         videos="data/<videoID>.mp4 (.MP4 and .mkv accepted)",
-        source="hub dataset lmms-eval/Video-MME",
+        source="hub dataset lmms-lab/Video-MME (lmms-eval/Video-MME in lmms-eval 0.7.3's videomme.yaml)",
         fetch="as for videomme, and unzip subtitle.zip so that the .srt files land in subtitle/",
         module="liteframe_bench.suites.videomme.layout",
         subtitles="subtitle/<videoID>.srt (videos without one are prompted with 'No subtitles available')",
@@ -138,11 +142,12 @@ LAYOUTS: dict[str, Layout] = {
     "hlvid": Layout(
         suite="hlvid",
         folder="hlvid",
-        tasks=("lfb_hlvid",),
+        tasks=("lfb_hlvid", "lfb_hlvid_strict"),
         annotation="data/test-00000-of-00001.parquet",
         videos="videos/<video_path>",
         source="hub dataset bfshi/HLVid",
-        fetch="copy data/test-00000-of-00001.parquet and extract videos_part_*.tar so that the videos land in videos/",
+        fetch="copy data/test-00000-of-00001.parquet and extract each videos_part_*.tar inside this folder (its "
+        "entries already start with videos/, e.g. tar -xf videos_part_0000.tar -C <this folder>)",
         module="liteframe_bench.suites.hlvid.layout",
         metric="hlvid_acc (percent)",
     ),
@@ -216,7 +221,9 @@ def read_records(suite: str, path: Path) -> list[dict[str, Any]]:
                 rows = obj.get("data", obj.get("rows")) if isinstance(obj, dict) else obj
             else:
                 rows = [json.loads(line) for line in text.splitlines() if line.strip()]
-    except (OSError, ValueError) as e:
+    except OSError as e:
+        raise bad_annotation(suite, path, f"cannot read ({type(e).__name__}: {e})") from None
+    except ValueError as e:
         raise bad_annotation(suite, path, f"cannot parse ({type(e).__name__}: {e})") from None
     if not isinstance(rows, list) or not all(isinstance(r, dict) for r in rows):
         raise bad_annotation(suite, path, "expected a list of records (objects)")
@@ -233,25 +240,34 @@ def require_keys(suite: str, path: Path, rows: list[dict[str, Any]], keys: tuple
             )
 
 
-def load_docs(suite: str, root: str | os.PathLike | None = None) -> list[dict[str, Any]]:
-    """The lmms-eval docs of a real suite, read from its local copy (raises :class:`DataMissingError`)."""
-    return loader(suite).load_rows(suite_dir(layout(suite).folder, root), suite=suite)
+def load_docs(
+    suite: str, root: str | os.PathLike | None = None, warnings: list[str] | None = None
+) -> list[dict[str, Any]]:
+    """The lmms-eval docs of a real suite, read from its local copy (raises :class:`DataMissingError`).
+
+    Records kept despite a quirk (see each suite's README) add one line each to ``warnings``.
+    """
+    return loader(suite).load_rows(suite_dir(layout(suite).folder, root), suite=suite, warnings=warnings)
 
 
 def task_docs(suite: str):
     """``process_docs`` of the real task folders: the local copy's docs as a ``datasets.Dataset``.
 
-    Raises :class:`TaskDataExit` (one clear message, no retries) when the copy is missing, malformed or empty.
+    Raises :class:`TaskDataExit` (one clear message, no retries) when the copy is missing, malformed or empty;
+    logs a warning per record kept despite a quirk.
     """
     import datasets
 
+    warnings: list[str] = []
     try:
-        docs = load_docs(suite)
+        docs = load_docs(suite, warnings=warnings)
         if not docs:
             lay = layout(suite)
             raise DataError(f"{suite}: the annotations under {suite_dir(lay.folder)} hold no questions")
     except DataError as e:
         raise TaskDataExit(e) from e
+    for line in warnings:
+        log.warning("%s: %s", suite, line)
     return datasets.Dataset.from_list(docs)
 
 
@@ -261,13 +277,17 @@ def task_docs(suite: str):
 
 @dataclass
 class CheckReport:
-    """What :func:`check` found in one suite's local copy; ``ok`` when nothing is missing or unreadable."""
+    """What :func:`check` found in one suite's local copy; ``ok`` when nothing is missing or unreadable.
+
+    ``warnings`` name the records kept despite a quirk (file and index); they do not make a copy fail.
+    """
 
     suite: str
     root: str
     annotation: list[str]
     annotation_found: bool
     missing_annotation: list[str] = field(default_factory=list)
+    annotation_error: str | None = None
     questions: int | None = None
     expected_videos: int | None = None
     found_videos: int = 0
@@ -277,6 +297,7 @@ class CheckReport:
     unreadable_videos: list[dict[str, str]] = field(default_factory=list)
     probed: bool = False
     problems: list[str] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
     ok: bool = False
 
@@ -326,8 +347,9 @@ def check(
             report.problems.append(str(missing_annotation(suite, missing_ann, folder, advise_check=False)))
         return _finish(report)
     try:
-        docs = mod.load_rows(folder, suite=suite)
+        docs = mod.load_rows(folder, suite=suite, warnings=report.warnings)
     except DataError as e:
+        report.annotation_error = str(e)
         report.problems.append(str(e))
         return _finish(report)
     report.annotation_found = True
@@ -392,9 +414,12 @@ def render_check(report: CheckReport):
     table = Table(show_header=False, box=None, pad_edge=False)
     table.add_column(style="bold")
     table.add_column()
-    ann = (
-        "found" if report.annotation_found else "MISSING: " + ", ".join(report.missing_annotation or report.annotation)
-    )
+    if report.annotation_found:
+        ann = "found"
+    elif report.annotation_error:
+        ann = "MALFORMED (see the problem below)"
+    else:
+        ann = "MISSING: " + ", ".join(report.missing_annotation or report.annotation)
     table.add_row("annotation", ann)
     if report.questions is not None:
         table.add_row("questions", str(report.questions))
@@ -416,6 +441,7 @@ def render_check(report: CheckReport):
         if more:
             parts.append(Text(f"  ... and {more} more"))
     parts.extend(Text(f"problem: {p}", style="red") for p in report.problems)
+    parts.extend(Text(f"warning: {w}", style="yellow") for w in report.warnings)
     parts.extend(Text(f"note: {n}", style="yellow") for n in report.notes)
     return Group(*parts)
 

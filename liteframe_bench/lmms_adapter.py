@@ -7,18 +7,22 @@ Registered through the entry-point group ``lmms_eval.models`` (``lfbench = litef
 
 A spec with several parameters separates them with ``;`` (or quote the value):
 ``method=prumerge:ratio=16;variant=plus``. Every sample's per-stage timings, token counts and error go to a
-sidecar JSONL (``sidecar=PATH`` or ``$LFBENCH_SIDECAR``; default ``lfbench_samples.jsonl``), one line per
-sample, flushed as it is written (accuracy mode: decoded clips are reused across samples through a bounded
-cache, so the sidecar's ``decode`` time is near zero on a hit, ``clip_cached`` says which; latency comes from the
-profiler's timing mode, which never caches). A sample whose video is missing or unreadable (including built-in task
-helpers that call ``sys.exit()``) is answered with an empty string, counted wrong by the task's scorer, and
-its error recorded; the run goes on.
+sidecar JSONL, one line per sample, flushed as it is written: ``sidecar=PATH`` or ``$LFBENCH_SIDECAR``; without
+either, a new ``lfbench_samples_<time>_<pid>.jsonl`` in lmms-eval's ``--output_path`` folder when the lmms-eval
+command line names one, else in ``<tmp>/lfbench/`` (never the current folder; a warning names the file).
+Accuracy mode: decoded clips are reused across samples through a bounded cache, so the sidecar's ``decode`` time
+is near zero on a hit, ``clip_cached`` says which; latency comes from the profiler's timing mode, which never
+caches. A sample whose video is missing or unreadable (including built-in task helpers that call ``sys.exit()``)
+is answered with an empty string, counted wrong by the task's scorer, and its error recorded; the run goes on.
 """
 
 from __future__ import annotations
 
 import json
+import logging
 import os
+import sys
+import tempfile
 import time
 from pathlib import Path
 from typing import Any
@@ -32,6 +36,33 @@ from liteframe_bench.profiler import StageClock
 
 MODEL_ID = "lfbench"
 SIDECAR_ENV = "LFBENCH_SIDECAR"
+
+log = logging.getLogger(__name__)
+
+
+def _lmms_eval_output_path(argv: list[str]) -> Path | None:
+    """The ``--output_path`` of an lmms-eval command line (``lmms-eval ...`` or ``python -m lmms_eval ...``)."""
+    prog = Path(argv[0]) if argv else Path()
+    if prog.name != "lmms-eval" and "lmms_eval" not in prog.parts:
+        return None
+    for i, arg in enumerate(argv[1:], start=1):
+        if arg == "--output_path" and i + 1 < len(argv):
+            value = argv[i + 1]
+        elif arg.startswith("--output_path="):
+            value = arg.split("=", 1)[1]
+        else:
+            continue
+        path = Path(value).expanduser()
+        return path.parent if path.suffix in (".json", ".jsonl") else path
+    return None
+
+
+def default_sidecar(argv: list[str] | None = None) -> Path:
+    """Where the sidecar goes when no path is given: beside lmms-eval's results if known, else a temp folder."""
+    folder = _lmms_eval_output_path(sys.argv if argv is None else argv)
+    if folder is None:
+        folder = Path(tempfile.gettempdir()) / "lfbench"
+    return folder / f"lfbench_samples_{time.strftime('%Y%m%d-%H%M%S')}_{os.getpid()}.jsonl"
 
 
 def manifest():
@@ -75,8 +106,16 @@ class LfbenchModel(lmms):
         self.backbone = backbone if backbone is not None else InternVL3.load(str(model), device=device, dtype=dtype)
         self.method = build_method(str(method), self.backbone, tiles=parse_tiles(tiles))
         self.run_id = run_id
-        self.sidecar = Path(sidecar or os.environ.get(SIDECAR_ENV) or "lfbench_samples.jsonl")
+        given = sidecar or os.environ.get(SIDECAR_ENV)
+        self.sidecar = Path(given) if given else default_sidecar()
         self.sidecar.parent.mkdir(parents=True, exist_ok=True)
+        if not given:
+            log.warning(
+                "lfbench: per-sample records (timings, token counts, errors) go to %s (set sidecar=PATH in "
+                "model_args or $%s to choose)",
+                self.sidecar,
+                SIDECAR_ENV,
+            )
         self.ignored_args = sorted(kwargs)
         # Accuracy mode may reuse decoded clips (timed runs never do): one cache per model, or shared (sweep).
         from liteframe_bench.video import ClipCache

@@ -122,3 +122,53 @@ def test_lfbench_eval_cli(probe_task, tmp_path, capsys, monkeypatch):
     assert (out / "summary.json").is_file()
     assert main(["eval", "--suite", "nosuch", "--out", str(out)]) == 2
     assert "unknown suite(s) ['nosuch']" in capsys.readouterr().err
+
+
+def test_default_sidecar_is_beside_lmms_eval_output_never_the_cwd(probe_task, tmp_path):
+    tasks, _ = probe_task
+    cwd = tmp_path / "cwd"
+    cwd.mkdir()
+    out = tmp_path / "out"
+    env = {k: v for k, v in os.environ.items() if k != "LFBENCH_SIDECAR"}
+    cmd = [
+        str(Path(sys.executable).parent / "lmms-eval"),
+        "--model",
+        "lfbench",
+        "--model_args",
+        "method=baseline,frames=4",
+        "--tasks",
+        "lfb_adapter_probe",
+        "--include_path",
+        str(tasks),
+        "--limit",
+        "2",
+        "--output_path",
+        str(out),
+    ]
+    res = subprocess.run(cmd, capture_output=True, text=True, timeout=600, env=env, cwd=cwd)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert list(cwd.iterdir()) == []
+    (sidecar,) = out.glob("lfbench_samples_*.jsonl")
+    assert len(sidecar.read_text().splitlines()) == 2
+    assert str(sidecar) in res.stderr  # the warning says where it went
+
+
+def test_default_sidecar_without_output_path_goes_to_a_temp_folder(tmp_path, monkeypatch, caplog):
+    import tempfile
+
+    from liteframe_bench import lmms_adapter
+
+    cwd, tmp = tmp_path / "cwd", tmp_path / "tmp"
+    cwd.mkdir()
+    monkeypatch.chdir(cwd)
+    monkeypatch.setattr(tempfile, "tempdir", str(tmp))
+    monkeypatch.delenv("LFBENCH_SIDECAR", raising=False)
+    with caplog.at_level("WARNING", logger="liteframe_bench.lmms_adapter"):
+        lm = lmms_adapter.LfbenchModel(method="baseline", frames=2)
+    assert lm.sidecar.parent == tmp / "lfbench" and lm.sidecar.name.startswith("lfbench_samples_")
+    assert str(lm.sidecar) in caplog.text
+    assert list(cwd.iterdir()) == []
+
+    assert lmms_adapter.default_sidecar(["lmms-eval", "--output_path=runs/a"]).parent == Path("runs/a")
+    assert lmms_adapter.default_sidecar(["/x/lmms_eval/__main__.py", "--output_path", "r/res.json"]).parent == Path("r")
+    assert lmms_adapter.default_sidecar(["myscript.py", "--output_path", "r"]).parent == tmp / "lfbench"

@@ -119,6 +119,43 @@ def make_mlvu(root: Path) -> Path:
     return folder
 
 
+def make_mlvu_real(root: Path) -> tuple[Path, dict[str, list[dict]]]:
+    """A small MLVU dev copy in the download's layout with the real files' quirks: two ``2_needle.json`` records
+    whose answer is not among the candidates, a record whose candidates repeat the answer, and a record with an
+    empty question and no candidates."""
+    folder = root / "mlvu"
+    template = _video(root / "_template.mp4")
+    cands = ["red", "green", "blue", "yellow"]
+    records: dict[str, list[dict]] = {}
+    for i, (stem, qtype) in enumerate(MLVU_TYPES):
+        recs = [
+            {
+                "video": f"{qtype}_{k}.mp4",
+                "duration": 1,
+                "question": f"Which colour is the square ({qtype} {k})?",
+                "candidates": cands,
+                "answer": cands[(i + k) % 4],
+                "question_type": qtype,
+            }
+            for k in range(2)
+        ]
+        records[stem] = recs
+    records["2_needle"][0]["answer"] = "purple"
+    records["2_needle"].append(dict(records["2_needle"][1], answer="Purple.", video="findNeedle_2.mp4"))
+    records["5_order"][1]["candidates"] = ["blue", "red", "blue", "green"]
+    records["5_order"][1]["answer"] = "blue"
+    empty = {"video": "count_0.mp4", "duration": 1, "question": "", "candidates": [], "answer": ""}
+    records["4_count"].append(dict(empty, question_type="count"))
+    for stem, recs in records.items():
+        (folder / "json").mkdir(parents=True, exist_ok=True)
+        (folder / "json" / f"{stem}.json").write_text(json.dumps(recs, indent=4))
+        (folder / "video" / stem).mkdir(parents=True, exist_ok=True)
+        for rec in recs:
+            shutil.copyfile(template, folder / "video" / stem / rec["video"])
+    template.unlink()
+    return folder, records
+
+
 def make_lvb(root: Path) -> Path:
     """``lvb_val.json`` (hub format: candidates + correct_choice) + ``videos/<video_path>``."""
     folder = root / "longvideobench"
@@ -288,6 +325,23 @@ def test_videomme_subtitles_come_from_the_local_copy(data_dir, tmp_path, backbon
     assert "No subtitles available" in prompts["vidB"] and SUBTITLE_TEXT not in prompts["vidB"]
 
 
+@pytest.mark.parametrize("ext", [".mkv", ".MP4"])
+def test_videomme_subtitles_are_timed_on_the_real_video_file(ext, data_dir):
+    from liteframe_bench.suites.videomme import layout, utils
+
+    folder = make_videomme(data_dir)
+    (folder / "data" / "vidA.mp4").unlink()
+    _video(folder / "data" / f"vidA{ext}")
+    doc = {"videoID": "vidA", "question": "How many squares?", "options": ["A. 1", "B. 2", "C. 3", "D. 4"]}
+    assert layout.video_path(doc, folder) == folder / "data" / f"vidA{ext}"
+    prompt = utils.doc_to_text_subtitle(doc, {"frame_num": 32})
+    assert SUBTITLE_TEXT in prompt
+
+    from lmms_eval.tasks.videomme import utils as official
+
+    assert official.extract_subtitles.__module__ == official.__name__  # restored after the call
+
+
 def test_missing_and_corrupt_videos_are_counted_wrong_and_recorded(data_dir, tmp_path, backbone):
     folder = make_videomme(data_dir)
     (folder / "data" / "vidA.mp4").write_text("this is not a video\n")  # corrupt: a text file named .mp4
@@ -394,6 +448,83 @@ def test_hlvid_aggregate_and_prompt():
     assert [layout.answer_letter(a) for a in ["B", "(c)", "D. Rd", "E", "Banana"]] == ["B", "C", "D", "", ""]
 
 
+def test_hlvid_options_are_not_appended_to_a_question_that_lists_them():
+    from liteframe_bench.suites.hlvid import utils
+
+    listed = "What does the sign say?\nA. Hampden St\nB. Hampden Ave\nC. Hampden Blvd\nD. Hampden Rd"
+    options = ["Hampden St", "Hampden Ave", "Hampden Blvd", "Hampden Rd"]
+    assert utils.doc_to_text({"question": listed, "options": options}, {}) == f"{listed}\n{utils.INSTRUCTION}"
+    parens = "What is it?\n(A) x\n(B) y\n(C) z\n(D) w"
+    assert utils.doc_to_text({"question": parens, "options": ["x", "y", "z", "w"]}, {}).count("x") == 1
+    partial = "Is it A. or B.?"  # letters in the stem, not option lines
+    assert utils.doc_to_text({"question": partial, "options": ["x", "y", "z", "w"]}, {}).endswith(
+        f"\nA. x\nB. y\nC. z\nD. w\n{utils.INSTRUCTION}"
+    )
+
+
+@pytest.mark.parametrize(
+    "response,lenient,strict",
+    [
+        ("B", "B", "B"),
+        ("B.", "B", "B"),
+        ("(B) Hampden Ave", "B", "B"),
+        ("B. Hampden Ave", "B", "B"),
+        (" B)\n", "B", "B"),
+        ("B\nbecause the sign says so", "B", "B"),
+        ("Hampden Blvd", "B", ""),
+        ("Both signs", "B", ""),
+        ("Cannot tell", "C", ""),
+        ("A cat crosses", "A", ""),
+        ("The answer is B.", "B", ""),
+        ("", "", ""),
+    ],
+)
+def test_hlvid_strict_letter_extraction(response, lenient, strict):
+    from liteframe_bench.suites.hlvid import utils
+
+    assert utils.extract_letter(response) == lenient  # lmms-eval's extractor: letters inside words count
+    assert utils.extract_letter_strict(response) == strict
+    doc = {"question_id": "1", "category": "av", "answer": "B"}
+    assert utils.process_results_strict(doc, [response])["hlvid_acc"]["score"] == float(strict == "B")
+
+
+def test_hlvid_strict_task_end_to_end(data_dir, tmp_path, backbone):
+    from liteframe_bench.suites.hlvid import utils
+
+    make_hlvid(data_dir)
+    out = evaluate("lfb_hlvid_strict", tmp_path / "s.jsonl", backbone)
+    samples = out["samples"]["lfb_hlvid_strict"]
+    assert len(samples) == 3
+    for smp in samples:
+        response = smp["resps"][0][0] if isinstance(smp["resps"][0], list) else smp["resps"][0]
+        assert smp["hlvid_acc"]["pred_answer"] == utils.extract_letter_strict(response)
+    expected = 100 * sum(s["hlvid_acc"]["score"] for s in samples) / 3
+    assert out["results"]["lfb_hlvid_strict"]["hlvid_acc,none"] == pytest.approx(expected)
+
+
+def test_hlvid_readme_extraction_gives_the_layout_the_loader_reads(data_dir, tmp_path):
+    import re
+    import subprocess
+    import tarfile
+
+    readme = (SUITES_DIR / "hlvid" / "README.md").read_text()
+    script = re.search(r"```bash\n(.*?)```", readme, re.S).group(1)
+    assert "/path/to/download/videos_part_*.tar" in script
+    folder = make_hlvid(data_dir)
+    download = tmp_path / "download"
+    download.mkdir()
+    for i, video in enumerate(sorted((folder / "videos").iterdir())):
+        with tarfile.open(download / f"videos_part_000{i}.tar", "w") as tar:
+            tar.add(video, arcname=f"videos/{video.name}")  # the hub archives' entry names
+    shutil.rmtree(folder / "videos")
+    script = script.replace("/path/to/download", str(download))
+    res = subprocess.run(["bash", "-euc", script], env=dict(os.environ), capture_output=True, text=True)
+    assert res.returncode == 0, res.stderr
+    assert not (folder / "videos" / "videos").exists()
+    report = data.check("hlvid")
+    assert report.ok and report.found_videos == 3, report.to_json()
+
+
 def test_mlvu_docs_match_lmms_eval_dev_format(data_dir):
     make_mlvu(data_dir)
     docs = data.load_docs("mlvu")
@@ -402,6 +533,78 @@ def test_mlvu_docs_match_lmms_eval_dev_format(data_dir):
     assert plot["answer"] == "A" and plot["video_name"] == "1_plotQA/plotQA_0.mp4"
     needle = next(d for d in docs if d["task_type"] == "needle")  # file 2_needle.json, question_type findNeedle
     assert needle["answer"] == "B"
+
+
+def test_mlvu_real_quirks_keep_every_question_and_score_as_official(data_dir, tmp_path, backbone, caplog):
+    folder, records = make_mlvu_real(data_dir)
+    n = sum(len(r) for r in records.values())
+    docs = {d["question_id"]: d for d in data.load_docs("mlvu")}
+    assert len(docs) == n == 16
+    assert docs["needle_0"]["answer"] == docs["needle_2"]["answer"] == "@"
+    assert docs["order_1"]["answer"] == "C"  # "blue" is candidates A and C: the last copy's letter
+    empty = docs["count_2"]
+    assert empty["question"] == "\n" and empty["candidates"] == [] and empty["answer"] == "@"
+
+    from lmms_eval.tasks.mlvu.utils import mlvu_process_results
+
+    def correct(doc, response):
+        score = mlvu_process_results(doc, [response])["mlvu_percetion_score"]
+        return score["pred_answer"] == score["answer"]
+
+    assert correct(docs["order_1"], "C") and not correct(docs["order_1"], "A")
+    assert not any(correct(docs[q], r) for q in ("needle_0", "count_2") for r in ("A", "B", "", "@"))
+
+    sidecar = tmp_path / "s.jsonl"
+    with caplog.at_level("WARNING", logger="liteframe_bench.data"):
+        out = evaluate("lfb_mlvu_dev", sidecar, backbone)
+    assert f"mlvu: {folder / 'json' / '2_needle.json'}: record 0: answer 'purple'" in caplog.text
+    samples = out["samples"]["lfb_mlvu_dev"]
+    assert len(samples) == n and len(sidecar_records(sidecar)) == n
+    assert all(r["error"] is None for r in sidecar_records(sidecar))
+    per_type: dict[str, list[bool]] = {}
+    for smp in samples:
+        score = smp["mlvu_percetion_score"]
+        per_type.setdefault(score["task_type"], []).append(score["pred_answer"] == score["answer"])
+    assert {t: len(v) for t, v in per_type.items()} == {t: len(records[stem]) for stem, t in data.loader("mlvu").TASKS}
+    expected = sum(100 * sum(v) / len(v) for v in per_type.values()) / 7
+    assert out["results"]["lfb_mlvu_dev"]["mlvu_percetion_score,none"] == pytest.approx(expected)
+
+
+def test_mlvu_real_quirks_check_passes_with_warnings(data_dir, capsys):
+    from liteframe_bench.cli import main
+
+    folder, _ = make_mlvu_real(data_dir)
+    assert main(["data", "check", "mlvu", "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report["ok"] and report["questions"] == 16 and report["problems"] == []
+    needle, count, order = (str(folder / "json" / f"{stem}.json") for stem in ("2_needle", "4_count", "5_order"))
+    warnings = report["warnings"]
+    assert len(warnings) == 4
+    assert warnings[0].startswith(f"{needle}: record 0: answer 'purple' is not one of its candidates")
+    assert warnings[1].startswith(f"{needle}: record 2: answer 'Purple.'")
+    assert warnings[2] == f"{count}: record 2: empty question and no candidates: kept, scored wrong"
+    assert warnings[3].startswith(f"{order}: record 1: the answer 'blue' is repeated as candidates A, C: scored as C")
+
+    assert main(["data", "check", "mlvu", "--no-probe"]) == 0
+    text = capsys.readouterr().out
+    assert "OK" in text and text.count("warning:") == 4 and "INCOMPLETE" not in text
+
+
+def test_check_says_malformed_not_missing_for_an_unreadable_annotation(data_dir, capsys):
+    from liteframe_bench.cli import main
+
+    folder = make_mlvu(data_dir)
+    bad = folder / "json" / "3_ego.json"
+    bad.write_text('[{"video": "ego_2.mp4", "question": ')
+    report = data.check("mlvu")
+    assert not report.ok and report.missing_annotation == [] and report.annotation_error
+    assert f"annotation file {bad} is malformed: cannot parse (JSONDecodeError" in report.annotation_error
+
+    bad.write_bytes(b"\xff\xfe not utf-8")
+    assert main(["data", "check", "mlvu", "--no-probe"]) == 1
+    text = capsys.readouterr().out
+    assert "MALFORMED" in text and "is malformed" in text and "UnicodeDecodeError" in text
+    assert "MISSING" not in text
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -473,6 +676,8 @@ def test_unknown_suite_lists_the_allowed_ones():
 
 
 def test_synth_is_checked_through_a_registered_hook(monkeypatch):
+    import liteframe_bench.suites.synth  # noqa: F401  (registered before the registry is emptied, whatever ran first)
+
     monkeypatch.setattr(data, "_CHECKS", {})
     with pytest.raises(data.DataError, match="synth"):
         data.check("synth")

@@ -3,10 +3,10 @@
 Hub dataset ``bfshi/HLVid`` (AutoGaze, NVlabs): ``data/test-00000-of-00001.parquet`` with 268 rows
 ``{question_id, category, video_path, question, answer}`` where ``question`` already holds the four options
 (``A. ...`` to ``D. ...`` lines) and the instruction ``Please answer directly with the letter of the correct
-answer.``, and ``answer`` is the letter; the 5-minute 4K videos come as ``videos_part_NNNN.tar`` archives,
-extracted into ``videos/``. A JSON / JSON-lines file with the same fields (``data/test.json``) is accepted
-too, optionally with an ``options`` list when the question does not include them. Imports nothing from
-lmms-eval.
+answer.``, and ``answer`` is the letter; the 5-minute 4K videos come as ``videos_part_NNNN.tar`` archives
+whose entries start with ``videos/``, extracted in the suite folder. A JSON / JSON-lines file with the same
+fields (``data/test.json``) is accepted too, optionally with an ``options`` list when the question does not
+include them. Imports nothing from lmms-eval.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ def answer_letter(value: Any) -> str:
     return text if text in LETTERS else (text[:1] if text[:1] in LETTERS and not text[1:2].isalpha() else "")
 
 
-def load_rows(folder: Path, suite: str = SUITE) -> list[dict[str, Any]]:
+def load_rows(folder: Path, suite: str = SUITE, warnings: list[str] | None = None) -> list[dict[str, Any]]:
     folder = Path(folder)
     files = annotation_files(folder)
     require_files(suite, files, folder)

@@ -24,7 +24,7 @@ def annotation_files(folder: Path) -> list[Path]:
     return [Path(folder) / ANNOTATION]
 
 
-def load_rows(folder: Path, suite: str = SUITE) -> list[dict[str, Any]]:
+def load_rows(folder: Path, suite: str = SUITE, warnings: list[str] | None = None) -> list[dict[str, Any]]:
     folder = Path(folder)
     (path,) = annotation_files(folder)
     require_files(suite, [path], folder)

@@ -24,7 +24,7 @@ def annotation_files(folder: Path) -> list[Path]:
     return found or [Path(folder) / ANNOTATION]
 
 
-def load_rows(folder: Path, suite: str = SUITE) -> list[dict[str, Any]]:
+def load_rows(folder: Path, suite: str = SUITE, warnings: list[str] | None = None) -> list[dict[str, Any]]:
     """The docs exactly as the hub parquet holds them (the columns lmms-eval's Video-MME functions read)."""
     folder = Path(folder)
     files = annotation_files(folder)

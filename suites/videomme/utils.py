@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 from contextlib import contextmanager
+from pathlib import Path
 from typing import Any
 
 import datasets
@@ -37,8 +38,12 @@ def doc_to_visual(doc: dict[str, Any]) -> list[str]:
 
 
 @contextmanager
-def _official_root(base: str):
-    """Point the official module's cache root at ``base`` for one call (it reads ``<base>/videomme/...``)."""
+def _official_root(base: str, video: Path | None = None):
+    """Point the official module's cache root at ``base`` for one call (it reads ``<base>/videomme/...``).
+
+    The official subtitle selection opens ``data/<videoID>.mp4`` for its frame rate and frame count; ``video``
+    (the file that exists, possibly ``.MP4`` or ``.mkv``) is opened instead.
+    """
     from lmms_eval.tasks.videomme import utils as official
 
     if official.cache_name != layout.SUITE:
@@ -46,24 +51,28 @@ def _official_root(base: str):
             f"lmms-eval's Video-MME helper reads <root>/{official.cache_name}/, lfbench keeps Video-MME in "
             f"<root>/{layout.SUITE}/: this lmms-eval version is not supported by lfb_videomme_w_subtitle"
         )
-    saved = official.base_cache_dir
+    saved = official.base_cache_dir, official.extract_subtitles
     official.base_cache_dir = base
+    if video is not None:
+        extract = official.extract_subtitles
+        official.extract_subtitles = lambda _assumed, subtitle_path: extract(str(video), subtitle_path)
     try:
         yield official
     finally:
-        official.base_cache_dir = saved
+        official.base_cache_dir, official.extract_subtitles = saved
 
 
 def doc_to_text_subtitle(doc: dict[str, Any], lmms_eval_specific_kwargs: dict | None = None) -> str:
     """lmms-eval's ``videomme_doc_to_text_subtitle``, reading ``subtitle/<videoID>.srt`` from the local copy.
 
     The official function finds the subtitle and video under ``<HF_HOME>/videomme/``; it is called unchanged
-    with its root pointed at ``$LFBENCH_DATA`` (same ``videomme/`` sub-folder). If it fails on this doc
+    with its root pointed at ``$LFBENCH_DATA`` (same ``videomme/`` sub-folder) and, for the frame timing of the
+    subtitles, the video file that exists (``.mp4``, ``.MP4`` or ``.mkv``; it assumes ``.mp4``). If it fails on this doc
     (e.g. a malformed .srt), the failure is logged and the official no-subtitle prompt is used instead, so
     one bad file does not end the run.
     """
     kwargs = lmms_eval_specific_kwargs if lmms_eval_specific_kwargs is not None else {}
-    with _official_root(str(data_root())) as official:
+    with _official_root(str(data_root()), layout.video_path(doc, _folder())) as official:
         try:
             return official.videomme_doc_to_text_subtitle(doc, kwargs)
         except DataError:
