@@ -7,7 +7,8 @@ and any method: ``baseline`` (no reducer) or a reducer spec such as ``wap:ratio=
 Stages, in the order they run
 -----------------------------
 ``vision`` -> (``reduce`` if the reducer sits at ``vit``) -> ``project`` -> (``reduce`` if at ``proj``)
--> ``prefill`` -> ``generate``. ``n = frames * tiles`` images of ``s x s`` pixels, patch ``p``,
+-> ``prefill`` -> ``generate``; a reducer at ``mlp`` runs inside ``project``, between the pixel shuffle
+(on every token) and the MLP (on the kept tokens). ``n = frames * tiles`` images of ``s x s`` pixels, patch ``p``,
 ``g = s / p`` patches a side, ``S = g^2 + 1`` tokens per image (CLS included, 1025 at 448 px), ViT width
 ``C``, MLP width ``I``, ``L_v`` layers; pixel-shuffle ratio ``r`` (0.5); LLM width ``D``, ``L`` layers,
 ``h`` query heads, ``kv`` key/value heads, head size ``dh``, MLP width ``F``, vocabulary ``V``.
@@ -17,9 +18,9 @@ Stages, in the order they run
   attention ``4 S^2 C`` (QK^T and PV, all heads, not causal), MLP ``2 S 2CI``; times ``L_v`` layers and
   ``n`` images. Per 448 px image for InternViT-300M: 1.23 + 619.08 + 103.28 GFLOP.
 - ``reduce``  the reducer's own work on ``N_in`` tokens of width ``W`` (``vit``: ``n g^2`` x C, CLS dropped;
-  ``proj``: ``n (g r)^2`` x D): FLOPs ``2 N_in W`` (one multiply-add per input element: a weighted
-  sum/average; similarity matrices of matching reducers such as ToMe are NOT counted); bytes read the
-  input grid and the auxiliary inputs the reducer declares, at the ViT grid (``cls_attn`` n*heads_v*g^2,
+  ``mlp``: ``n (g r)^2`` x 4C; ``proj``: ``n (g r)^2`` x D): FLOPs ``2 N_in W`` (one multiply-add per input
+  element: a weighted sum/average; similarity matrices of matching reducers such as ToMe are NOT counted);
+  bytes read the input grid and the auxiliary inputs the reducer declares, at the ViT grid (``cls_attn`` n*heads_v*g^2,
   ``keys`` n*g^2*C, ``frame_global`` n*C), and write the ``N_out`` output tokens. Reducers are
   bandwidth-bound; extracting the auxiliary signals from the ViT is not counted.
 - ``project`` pixel shuffle (a permute: no FLOPs; one read and one write of its input, although
@@ -67,17 +68,17 @@ always the bf16 one.
 Token accounting (as ``pipeline.VideoLLM.encode``/``generate`` build the prompt)
 --------------------------------------------------------------------------------
 ``baseline``: ``(s / p)^2 r^2`` tokens per tile (256 at 448 px). A reducer spec (optionally with
-``at=vit|proj``) is built with ``registry.create``; it sees the ``tiles`` of a frame as its batch, each a
+``at=vit|mlp|proj``) is built with ``registry.create``; it sees the ``tiles`` of a frame as its batch, each a
 ``frames x g x g`` grid. At ``vit`` it keeps ``target_tokens(frames, g, g)`` per tile of the ``[frames, g, g, C]``
-patch grid and the projector sees that times ``r^2`` (pixel shuffle); at ``proj`` it keeps
-``target_tokens(frames, g r, g r)`` of the projected tokens. Text: each ``label: <img>`` ... ``</img>\\n``
-group costs ``frame_text_tokens`` (default ``6 + digits(label)``: ``Frame``, one token per digit, ``:``,
-`` ``, ``<img>``, ``</img>``, ``\\n`` in the Qwen2 tokenizer); there is one ``Frame{t+1}`` group per frame
-that keeps tokens (every ``bt``-th frame after a ``bt``-frame block reducer at ``vit``) or one ``Video`` group
-for an unordered reducer. The chat template plus the question cost ``fixed_text_tokens`` (default
-:data:`DEFAULT_FIXED_TEXT_TOKENS`). A frame count the reducer cannot serve (e.g. 6 frames for a 4-frame
-block) gives a cell with an ``error`` string, not an exception. ``fits_context`` is false, with a reason,
-when prompt + ``new_tokens`` exceeds the LLM's ``max_position_embeddings`` (the pipeline's ContextError).
+patch grid and the projector sees that times ``r^2`` (pixel shuffle); at ``mlp`` and ``proj`` it keeps
+``target_tokens(frames, g r, g r)`` of the pixel-shuffled (``mlp``, before the MLP) or projected tokens.
+Text: each ``label: <img>`` ... ``</img>\\n`` group costs ``frame_text_tokens`` (default ``6 + digits(label)``:
+``Frame``, one token per digit, ``:``, `` ``, ``<img>``, ``</img>``, ``\\n`` in the Qwen2 tokenizer); there is
+one ``Frame{t+1}`` group per frame that keeps tokens (every ``bt``-th frame after a ``bt``-frame block reducer at
+``vit``) or one ``Video`` group for an unordered reducer. The chat template plus the question cost
+``fixed_text_tokens`` (default :data:`DEFAULT_FIXED_TEXT_TOKENS`). A frame count the reducer cannot serve (e.g. 6
+frames for a 4-frame block) gives a cell with an ``error`` string, not an exception. ``fits_context`` is false,
+with a reason, when prompt + ``new_tokens`` exceeds the LLM's ``max_position_embeddings`` (the pipeline's ContextError).
 """
 
 from __future__ import annotations
@@ -372,11 +373,12 @@ def vision_ops(geo: Geometry, images: int, b: float = 2) -> list[Op]:
     return ops
 
 
-def project_ops(geo: Geometry, tokens: int, b: float = 2) -> list[Op]:
-    """Pixel shuffle + LayerNorm(4C) + Linear(4C->D) + GELU + Linear(D->D) on ``tokens`` post-shuffle tokens."""
+def project_ops(geo: Geometry, tokens: int, b: float = 2, shuffled: int | None = None) -> list[Op]:
+    """Pixel shuffle + LayerNorm(4C) + Linear(4C->D) + GELU + Linear(D->D) on ``tokens`` post-shuffle tokens;
+    ``shuffled``: post-shuffle tokens the pixel shuffle makes when more than the MLP takes (a reducer at mlp)."""
     Cin = geo.C * geo.shuffle
     return [
-        Op("pixel_shuffle", 0, 0, 0, b * 2 * tokens * Cin),
+        Op("pixel_shuffle", 0, 0, 0, b * 2 * (tokens if shuffled is None else shuffled) * Cin),
         linear("linear_1", tokens, Cin, geo.D, b, True, extra_weights=2 * Cin),  # + layer_norm (weight, bias)
         linear("linear_2", tokens, geo.D, geo.D, b, True),
     ]
@@ -504,11 +506,12 @@ def frame_text(labels: Sequence[str], frame_text_tokens: int | None) -> int:
 def _method(method: str, at: str | None = None) -> tuple[str, Any, str | None]:
     """``(spec, reducer or None, insertion point or None)`` from ``baseline`` or a reducer spec.
 
-    As ``pipeline.build_method``: a reducer spec may carry ``at=vit|proj`` (else the reducer's
+    As ``pipeline.build_method``: a reducer spec may carry ``at=vit|mlp|proj`` (else the reducer's
     ``default_at``); the ``at`` argument wins over both. SpecError for an unknown spec, a method other than
     ``baseline``, an invalid ``at``, or a reducer without a regular-grid output placed at ``vit``.
     """
     from liteframe_bench import registry
+    from liteframe_bench.interfaces import INSERTION_POINTS
 
     if not isinstance(method, str) or not method.strip():
         raise SpecError(f"method {method!r} is empty; expected baseline or a reducer spec such as wap:ratio=16")
@@ -520,14 +523,17 @@ def _method(method: str, at: str | None = None) -> tuple[str, Any, str | None]:
     entry = registry.get(name)
     if entry.kind != "reducer":
         raise SpecError(
-            f"the cost model takes baseline or a reducer spec (optionally with at=vit|proj); {name!r} is a {entry.kind}"
+            f"the cost model takes baseline or a reducer spec (optionally with at=vit|mlp|proj); {name!r} is a "
+            f"{entry.kind}"
         )
     reducer = registry.create(rebuilt)
     where = at or spec_at or reducer.default_at
-    if where not in ("vit", "proj"):
-        raise SpecError(f"at={where!r} is invalid; allowed: vit, proj")
+    if where not in INSERTION_POINTS:
+        raise SpecError(f"at={where!r} is invalid; allowed: {', '.join(INSERTION_POINTS)}")
     if where == "vit" and not reducer.structured:
-        raise SpecError(f"reducer {name!r} does not output a regular grid, so it cannot run at vit; allowed: at=proj")
+        raise SpecError(
+            f"reducer {name!r} does not output a regular grid, so it cannot run at vit; allowed: at=mlp, at=proj"
+        )
     return method.strip(), reducer, where
 
 
@@ -612,6 +618,10 @@ def estimate(
             proj_in = visual = tiles * out // sh
             stage_ops["reduce"] = reduce_ops(reducer, n, g, g, geo.C, tiles * out, geo, b)
             order = ["vision", "reduce", "project", "prefill", "generate"]
+        elif where == "mlp":  # pixel shuffle on every token, the reducer on [pg, pg, 4C], the MLP on what it keeps
+            visual = proj_in = tiles * reducer.target_tokens(frames, pg, pg)
+            stage_ops["reduce"] = reduce_ops(reducer, n, pg, pg, geo.C * geo.shuffle, visual, geo, b)
+            order = ["vision", "project", "reduce", "project", "prefill", "generate"]
         else:
             visual = tiles * reducer.target_tokens(frames, pg, pg)
             proj_in = before
@@ -626,7 +636,7 @@ def estimate(
     labels = frame_labels(frames, step, ordered)
     text = frame_text(labels, frame_text_tokens) + fixed_text_tokens
     P = visual + text
-    stage_ops["project"] = project_ops(geo, proj_in, b)
+    stage_ops["project"] = project_ops(geo, proj_in, b, shuffled=before if where == "mlp" else None)
     stage_ops["prefill"] = prefill_ops(geo, P, b)
     stage_ops["generate"], steps = generate_ops(geo, P, new_tokens, b)
 

@@ -17,12 +17,14 @@ A spec (YAML, see ``reports/paper.yaml``) names the suites and lists figures, ea
 ``accuracy_table``           Table 1: accuracy per suite and on average, one row per method (at ``frames``).
 ``latency_accuracy_table``   Table 3: latency and accuracy of listed ``rows`` (``method@frames``).
 
-Methods are matched on canonical specs (``wap:ratio=16`` -> ``wap``; registry defaults omitted), so a spec may
-write either. Every figure reports what it could not draw: ``missing`` cells (no cell in the results; the
-``sweeps`` say exactly which ``lfbench sweep`` to run), ``failed`` cells (the cell ran and could not: its
-reason, e.g. over the LLM context) and ``no_latency`` cells (accuracy-only runs). Figures with something to
-show are drawn; the rest are ``empty``. Outputs go to ``DIR/figures`` (``out=`` to change): per figure PNG +
-SVG (plots) or MD + CSV (tables) and a JSON of its numbers; ``figures.json`` and ``figures.md`` index them.
+Methods are matched on their identity: the canonical spec (``wap:ratio=16`` -> ``wap``; registry defaults
+omitted) without checkpoint folders (``liteframe:checkpoint=DIR`` -> ``liteframe``), so a spec may write any
+form. Every figure reports what it could not draw: ``missing`` cells (no cell in the results; the ``sweeps``
+say exactly which ``lfbench sweep`` to run, naming a method's checkpoint as the figure spec or the results
+give it), ``failed`` cells (the cell ran and could not: its reason, e.g. over the LLM context) and
+``no_latency`` cells (accuracy-only runs). Figures with something to show are drawn; the rest are ``empty``.
+Outputs go to ``DIR/figures`` (``out=`` to change): per figure PNG + SVG (plots) or MD + CSV (tables) and a
+JSON of its numbers; ``figures.json`` and ``figures.md`` index them.
 """
 
 from __future__ import annotations
@@ -69,8 +71,9 @@ COMMON_KEYS = {"id", "kind", "title", "caption"}
 
 @lru_cache(maxsize=256)
 def canonical_method(spec: str) -> str:
-    """The canonical spec the results store uses: ``wap:ratio=16`` -> ``wap``, ``fastvid:retain=0.1`` ->
-    ``fastvid``. Names the registry does not know (e.g. ``liteframe`` before it is registered) stay as written."""
+    """The method identity the results store uses: ``wap:ratio=16`` -> ``wap``, ``fastvid:retain=0.1`` ->
+    ``fastvid``, ``liteframe:checkpoint=DIR`` -> ``liteframe`` (``checkpoint=random`` is kept: an untrained
+    student is another method). Names the registry does not know (e.g. an unloaded plugin) stay as written."""
     from liteframe_bench import registry
 
     s = str(spec).strip()
@@ -81,8 +84,8 @@ def canonical_method(spec: str) -> str:
             base = "baseline"
         else:
             entry = registry.get(name)
-            if entry.kind != "reducer":
-                return s
+            if entry.kind == "method":
+                return registry.identity_spec(s) if at is None else s
             rebuilt = name + (":" + ",".join(f"{k}={v}" for k, v in params.items()) if params else "")
             base = registry.canonical_spec(registry.create(rebuilt))
         return base + (("," if ":" in base else ":") + f"at={at}" if at else "")
@@ -99,6 +102,24 @@ def is_registered(method: str) -> bool:
         return True
     except LfbenchError:
         return False
+
+
+def _located(spec: str) -> bool:
+    """Whether a spec names a checkpoint folder (a locator parameter such as ``checkpoint=DIR``)."""
+    from liteframe_bench import registry
+
+    try:
+        return bool(registry.locators(spec))
+    except LfbenchError:
+        return False
+
+
+def _written_methods(fig: dict[str, Any]) -> list[str]:
+    """Every method spec a figure entry writes (``methods``, ``rows``, ``baseline``), as written."""
+    out = [m if isinstance(m, str) else m.get("method") for m in fig.get("methods") or []]
+    out += [r.rpartition("@")[0] if isinstance(r, str) else r.get("method") for r in fig.get("rows") or []]
+    out.append(fig.get("baseline"))
+    return [str(m).strip() for m in out if isinstance(m, str)]
 
 
 def _frames_list(value: Any, where: str) -> list[int]:
@@ -233,6 +254,38 @@ class _Data:
         self.runs = self.rd.runs()
         #: options of the runs behind these cells, repeated in every suggested sweep
         self.sweep_settings = pareto.sweep_settings(self.runs, set(self.cells["run_id"]), self.model)
+        #: identity -> the spec its cells ran with, where that names a checkpoint folder (the latest such cell)
+        ran = self.cells.sort_values("finished_at") if "finished_at" in self.cells else self.cells
+        self.located = {
+            r["method"]: r["spec"]
+            for r in ran.to_dict("records")
+            if isinstance(r.get("spec"), str) and _located(r["spec"])
+        }
+
+    def sweeps(
+        self, missing: Sequence[tuple[str, int, str]], figs: Sequence[dict[str, Any]]
+    ) -> tuple[list[str], list[str]]:
+        """The sweep commands filling ``missing`` (identity, frames, suite) cells, and notes.
+
+        Each method runs as the figure spec writes it when that names a checkpoint folder, else as its cells in
+        the results ran, else as its identity; a note says when a method with a checkpoint parameter gets none.
+        """
+        from liteframe_bench import registry
+
+        written = {canonical_method(w): w for f in figs for w in _written_methods(f) if _located(w)}
+        runnable, notes = {}, []
+        for m in dict.fromkeys(c[0] for c in missing):
+            runnable[m] = written.get(m) or self.located.get(m) or m
+            if runnable[m] == m and is_registered(m):
+                name, given = registry.parse_spec(m)
+                for p in registry.get(name).params:
+                    if p.locator and p.name not in given:
+                        notes.append(
+                            f"method {m!r} has no {p.name} in the figure spec or the results: the suggested sweep "
+                            f"runs its default (if the model has one); else write {name}:{p.name}=DIR in the spec"
+                        )
+        cells = [(runnable[m], f, s) for m, f, s in missing]
+        return pareto.sweep_commands(cells, self.rd.path, settings=self.sweep_settings), notes
 
     def boot(self, row: dict[str, Any]) -> np.ndarray:
         cid = row["cell_id"]
@@ -313,7 +366,8 @@ class _Figure:
         return list(s)
 
     def result(self, status_drawn: bool, files: dict[str, str], data: Any) -> dict[str, Any]:
-        sweeps = pareto.sweep_commands(self.missing, self.data.rd.path, settings=self.data.sweep_settings)
+        sweeps, notes = self.data.sweeps(self.missing, self.spec["figures"])
+        self.notes.extend(notes)
         absent = sorted({m for m, _, _ in self.missing} - self.data.methods)
         for m in absent:
             reg = "" if is_registered(m) else " and is not registered in this lfbench (see `lfbench ls`)"
@@ -789,7 +843,7 @@ def run_figures(
         else:
             done.append(_BUILDERS[f["kind"]](_Figure(data, f, sp), out))
     cells = list(dict.fromkeys((c["method"], c["frames"], c["suite"]) for f in done for c in f["missing"]))
-    sweeps = pareto.sweep_commands(cells, Path(results_dir), settings=data.sweep_settings) if cells else []
+    sweeps = data.sweeps(cells, sp["figures"])[0] if cells else []
     result = {
         "results_dir": str(results_dir),
         "spec": sp["source"],

@@ -20,9 +20,16 @@ from liteframe_bench.errors import ReducerError
 #: Auxiliary signals a reducer may declare in ``Reducer.needs``.
 AUX_INPUTS = ("cls_attn", "keys", "frame_global")
 
-#: Where a reducer is applied: ``vit`` = the ViT patch grid before pixel shuffle (the projector still runs
-#: afterwards, so the output must be a regular grid); ``proj`` = the projected tokens the LLM receives.
-INSERTION_POINTS = ("vit", "proj")
+#: Where a reducer is applied, in data-flow order: ``vit`` = the ViT patch grid before the pixel shuffle (the
+#: projector still runs afterwards, so the output must be a regular grid); ``mlp`` = the pixel-shuffled features
+#: the projector's MLP takes (s*s*C wide, one per projected token; the MLP then runs on the kept tokens only);
+#: ``proj`` = the projected tokens the LLM receives.
+INSERTION_POINTS = ("vit", "mlp", "proj")
+
+#: How a reducer forms CLS attention from the encoder's heads (``Reducer.cls_heads``): ``each`` = one softmax per
+#: head (combined after the softmax, if at all); ``joint`` = one softmax over full-width logits q.k / sqrt(C),
+#: i.e. sum_h l_h / sqrt(heads), as when q and k are not split into heads.
+CLS_HEADS = ("each", "joint")
 
 
 @dataclass
@@ -31,7 +38,12 @@ class TokenGrid:
 
     x:            [B, T, H, W, C] tokens.
     cls_attn:     [B, T, heads, H, W] attention *logits* of each frame's class token to every patch token,
-                  per head (q_cls . k_i / sqrt(head_dim)), before any softmax.
+                  per head (q_cls . k_i / sqrt(head_dim)), before any softmax. On a grid coarser than the
+                  encoder's (``mlp``, ``proj``) a token's logit is that of its group's attention mass, log sum_i
+                  exp(l_i) over the patches it holds, so a softmax gives the group's mass exactly; the harness
+                  then combines the heads first for a reducer with ``cls_heads = "joint"`` (heads = 1).
+    cls_self:     [B, T, heads] the class token's logit to itself (same heads as ``cls_attn``), for a softmax
+                  over [CLS, patches] as in a ViT; None when the encoder has no class-token column to give.
     keys:         [B, T, H, W, Ck] keys of the encoder's last attention layer, heads concatenated.
     frame_global: [B, T, Cg] one global feature per frame (e.g. the class token's output).
     """
@@ -40,6 +52,7 @@ class TokenGrid:
     cls_attn: Tensor | None = None
     keys: Tensor | None = None
     frame_global: Tensor | None = None
+    cls_self: Tensor | None = None
 
     def __post_init__(self) -> None:
         if self.x.ndim != 5:
@@ -56,6 +69,14 @@ class TokenGrid:
                 raise ReducerError(
                     f"TokenGrid.{name} has shape {tuple(t.shape)}; expected {form} with "
                     f"B={B}, T={T}, H={H}, W={W} (from x)"
+                )
+        if self.cls_self is not None:
+            heads = None if self.cls_attn is None else self.cls_attn.shape[2]
+            s = tuple(self.cls_self.shape)
+            if len(s) != 3 or s[:2] != (B, T) or (heads is not None and s[2] != heads):
+                raise ReducerError(
+                    f"TokenGrid.cls_self has shape {s}; expected [B, T, heads] with B={B}, T={T} (from x)"
+                    + (f" and heads={heads} (from cls_attn)" if heads is not None else "")
                 )
 
     @property
@@ -120,6 +141,9 @@ class Reducer(abc.ABC):
     exact:      the output count always equals :meth:`target_tokens`; otherwise it is an upper bound and
                 the produced count is reported through ``ReducedTokens.lengths`` / ``num_tokens``.
     default_at: where the reducer is applied by default (one of ``INSERTION_POINTS``).
+    cls_heads:  how its CLS attention combines the encoder's heads (one of ``CLS_HEADS``): the harness pools
+                the logits onto a coarser grid after combining them this way, so each token's attention is its
+                group's mass under the reducer's own softmax.
     reference:  the paper and repo@commit it follows.
     """
 
@@ -129,6 +153,7 @@ class Reducer(abc.ABC):
     ordered: ClassVar[bool] = True
     exact: ClassVar[bool] = True
     default_at: ClassVar[str] = "proj"
+    cls_heads: ClassVar[str] = "each"
     reference: ClassVar[str] = ""
 
     @abc.abstractmethod

@@ -1,4 +1,4 @@
-"""A Video LLM method as a composition: InternVL3 backbone + optional reducer at ``vit`` or ``proj``.
+"""A Video LLM method as a composition: InternVL3 backbone + optional reducer at ``vit``, ``mlp`` or ``proj``.
 
 ``build_method(spec, backbone)`` turns any spec into a runnable method: a registered method name
 (``baseline``) or a reducer spec (``wap:ratio=16``, ``tome:ratio=16,at=proj``), which means baseline + that
@@ -8,8 +8,12 @@ Data flow (each arrow a profiler stage)::
 
     video --decode--> frames [tiles, T, 3, S, S] --vision--> ViT grid [tiles, T, h, w, C] (+ CLS logits, keys)
       at=vit:  --reduce--> regular grid --project--> pixel shuffle + MLP --> tokens
+      at=mlp:  --project--> pixel shuffle [tiles, T, h/2, w/2, 4C] --reduce--> --project--> MLP --> tokens
       at=proj: --project--> [tiles, T, h/2, w/2, D] --reduce--> tokens
       --prefill--> LLM over the prompt (inputs_embeds) --generate--> greedy tokens
+
+At ``mlp`` and ``proj`` the CLS logits are pooled onto the shuffled grid after the heads are combined as the
+reducer's softmax combines them (``Reducer.cls_heads``), so each token's attention is its 2x2 group's mass.
 """
 
 from __future__ import annotations
@@ -25,6 +29,7 @@ from liteframe_bench import registry
 from liteframe_bench.errors import ContextError, SpecError
 from liteframe_bench.interfaces import INSERTION_POINTS, Generation, Method, Reducer, TokenGrid, VisualTokens
 from liteframe_bench.profiler import StageClock
+from liteframe_bench.reduction import joint_logits
 
 
 class VideoLLM(Method):
@@ -44,15 +49,24 @@ class VideoLLM(Method):
             if at == "vit" and not reducer.structured:
                 raise SpecError(
                     f"reducer {reducer.name!r} does not output a regular grid, so it cannot run on the ViT grid before "
-                    "the pixel shuffle; allowed: at=proj"
+                    "the pixel shuffle; allowed: at=mlp, at=proj"
                 )
         self.backbone, self.reducer, self.at, self.tiles = backbone, reducer, at, tiles
         return self
 
     @property
     def spec(self) -> str:
+        """The method's identity in results and figures: its canonical spec without checkpoint folders."""
+        return self._canonical(identity=True)
+
+    @property
+    def full_spec(self) -> str:
+        """The canonical spec that rebuilds this method, checkpoint folders included."""
+        return self._canonical(identity=False)
+
+    def _canonical(self, identity: bool) -> str:
         if self.reducer is None:
-            return registry.canonical_spec(self)
+            return registry.canonical_spec(self, identity=identity)
         s = registry.canonical_spec(self.reducer)
         return s if self.at == self.reducer.default_at else f"{s}{',' if ':' in s else ':'}at={self.at}"
 
@@ -118,6 +132,7 @@ class VideoLLM(Method):
                     cls_attn=aux(vis.cls_attn),
                     keys=aux(vis.keys),
                     frame_global=aux(vis.cls_out),
+                    cls_self=aux(vis.cls_self),
                 )
                 reduced = red(grid)
                 g = reduced.as_grid()  # [tiles, T', h', w', C]
@@ -139,20 +154,24 @@ class VideoLLM(Method):
                 None,
             )
         with clock.stage("project"):
-            proj = bb.project(vis.grid)
+            feats = bb.shuffle_grid(vis.grid) if self.at == "mlp" else bb.project(vis.grid)
         with clock.stage("reduce"):
-            cls_attn = vis.cls_attn
-            if cls_attn is not None:  # [N, heads, h, w] -> [N, heads, h/s, w/s] (logit of the group's mass)
-                cls_attn = bb.pool_aux(cls_attn.permute(0, 2, 3, 1), "logsumexp").permute(0, 3, 1, 2)
+            cls_attn, cls_self = coarse_cls_logits(bb, red, vis.cls_attn, vis.cls_self)
             keys = None if vis.keys is None else bb.pool_aux(vis.keys, "mean")
-            return red(
+            reduced = red(
                 TokenGrid(
-                    proj.unflatten(0, (n_tiles, T)),
+                    feats.unflatten(0, (n_tiles, T)),
                     cls_attn=aux(cls_attn),
                     keys=aux(keys),
                     frame_global=aux(vis.cls_out),
+                    cls_self=aux(cls_self),
                 )
             )
+        if self.at == "proj":
+            return reduced
+        with clock.stage("project"):
+            x = bb.mlp(reduced.x)
+        return _Tokens(x, reduced.pos, reduced.size, reduced.lengths)
 
     # ---------------------------------------------------------------------------------------- generate
 
@@ -211,6 +230,22 @@ class _Tokens:
         return [self.x.shape[1]] * self.x.shape[0] if self.lengths is None else self.lengths.tolist()
 
 
+def coarse_cls_logits(backbone, reducer: Reducer, cls_attn: Tensor | None, cls_self: Tensor | None):
+    """CLS logits for the pixel-shuffled grid: ([N, heads', h/s, w/s], [N, heads']) from [N, heads, h, w], [N, heads].
+
+    The heads are combined first as the reducer's softmax combines them (``cls_heads="joint"``: one full-width
+    logit, heads' = 1; ``"each"``: kept per head), then each s x s group's logit becomes log sum exp over its
+    patches, so a softmax over [CLS, groups] gives each group's attention mass exactly.
+    """
+    if cls_attn is None:
+        return None, None
+    if reducer.cls_heads == "joint":
+        cls_attn = joint_logits(cls_attn, dim=1)
+        cls_self = None if cls_self is None else joint_logits(cls_self, dim=1)
+    pooled = backbone.pool_aux(cls_attn.permute(0, 2, 3, 1), "logsumexp").permute(0, 3, 1, 2)
+    return pooled, cls_self
+
+
 def _flatten_tiles(out) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Concatenate each tile's valid tokens: ([N, D], [N, 3], [N], tile [N])."""
     parts = [(out.x[b, :n], out.pos[b, :n], out.size[b, :n]) for b, n in enumerate(out.num_tokens)]
@@ -229,7 +264,7 @@ def parse_tiles(value: Any) -> tuple[int, int]:
 
 
 def build_method(spec: str, backbone, *, tiles: tuple[int, int] = (1, 1)) -> VideoLLM:
-    """A runnable method from a spec: ``baseline``, or a reducer spec (optionally ``at=vit|proj``)."""
+    """A runnable method from a spec: ``baseline``, or a reducer spec (optionally ``at=vit|mlp|proj``)."""
     name, params = registry.parse_spec(spec)
     at = params.pop("at", None)
     rebuilt = name + (":" + ",".join(f"{k}={v}" for k, v in params.items()) if params else "")

@@ -52,13 +52,28 @@ def cosine_normalize(x: Tensor, eps: float = 1e-6) -> Tensor:
     return x / x.norm(dim=-1, keepdim=True).clamp_min(eps)
 
 
-def headwise_to_full_logits(cls_attn: Tensor) -> Tensor:
-    """Per-head CLS logits [..., heads, H, W] -> single-head logits [..., H, W] over the full width.
+def joint_logits(per_head: Tensor, dim: int) -> Tensor:
+    """Per-head logits -> the one-head logit over the full width, keeping ``dim`` (the heads) with size 1.
 
     With per-head logits l_h = q_h.k_h / sqrt(d), the full-width one-head logit q.k / sqrt(heads * d)
-    equals sum_h l_h / sqrt(heads) (used by PruMerge, whose original takes the one-head form).
+    equals sum_h l_h / sqrt(heads). Idempotent: a single head is returned unchanged.
     """
-    return cls_attn.sum(dim=-3) / math.sqrt(cls_attn.shape[-3])
+    return per_head.sum(dim=dim, keepdim=True) / math.sqrt(per_head.shape[dim])
+
+
+def headwise_to_full_logits(cls_attn: Tensor) -> Tensor:
+    """Per-head CLS logits [..., heads, H, W] -> single-head logits [..., H, W] over the full width
+    (:func:`joint_logits`; used by PruMerge, whose original takes the one-head form)."""
+    return joint_logits(cls_attn, dim=-3).squeeze(-3)
+
+
+def cls_softmax(logits: Tensor, cls_self: Tensor | None) -> Tensor:
+    """Softmax over the last dimension of patch logits [..., N], with the class token's own logit [...] as
+    one more column when given (then dropped, as a ViT's CLS attention row without its CLS column)."""
+    if cls_self is None:
+        return logits.softmax(dim=-1)
+    full = torch.cat([cls_self.unsqueeze(-1).to(logits.dtype), logits], dim=-1)
+    return full.softmax(dim=-1)[..., 1:]
 
 
 def compute_dtype(dtype: torch.dtype) -> torch.dtype:

@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from liteframe_bench.errors import PluginError, SpecError
-from liteframe_bench.interfaces import INSERTION_POINTS, Method, Reducer
+from liteframe_bench.interfaces import AUX_INPUTS, CLS_HEADS, INSERTION_POINTS, Method, Reducer
 
 ENTRY_POINT_GROUP = "lfbench.methods"
 PLUGINS_ENV = "LFBENCH_PLUGINS"
@@ -42,6 +42,13 @@ class Param:
     default: Any
     help: str
     choices: tuple[Any, ...] | None = None
+    #: the value says where an artifact lives (e.g. a checkpoint folder), not what the method is: left out of
+    #: the method's identity in results and figures, except ``keywords`` (values naming a mode, e.g. random)
+    locator: bool = False
+    keywords: tuple[str, ...] = ()
+
+    def in_identity(self, value: Any) -> bool:
+        return not self.locator or str(value) in self.keywords
 
 
 @dataclass(frozen=True)
@@ -77,6 +84,7 @@ class Entry:
                 "ordered": c.ordered,
                 "exact": c.exact,
                 "default_at": c.default_at,
+                "cls_heads": c.cls_heads,
             }
         return out
 
@@ -100,7 +108,17 @@ def _params_of(cls: type) -> tuple[Param, ...]:
         else:
             default = None
         choices = _literal_choices(tp)
-        params.append(Param(f.name, _type_name(tp), default, f.metadata.get("help", ""), choices))
+        params.append(
+            Param(
+                f.name,
+                _type_name(tp),
+                default,
+                f.metadata.get("help", ""),
+                choices,
+                locator=bool(f.metadata.get("locator", False)),
+                keywords=tuple(f.metadata.get("keywords", ())),
+            )
+        )
     return tuple(params)
 
 
@@ -137,9 +155,13 @@ def _register(kind: str, name: str, base: type):
                 f"@register_{kind}({name!r}): {cls.__qualname__} must be a @dataclass (its fields are its parameters)"
             )
         if kind == "reducer":
-            bad = set(cls.needs) - {"cls_attn", "keys", "frame_global"}
-            if bad or cls.default_at not in INSERTION_POINTS:
-                raise TypeError(f"reducer {name!r}: needs {sorted(bad)} / default_at {cls.default_at!r} invalid")
+            bad = set(cls.needs) - set(AUX_INPUTS)
+            if bad or cls.default_at not in INSERTION_POINTS or cls.cls_heads not in CLS_HEADS:
+                raise TypeError(
+                    f"reducer {name!r}: needs {sorted(bad)} / default_at {cls.default_at!r} / cls_heads "
+                    f"{cls.cls_heads!r} invalid; allowed: needs in {AUX_INPUTS}, default_at in {INSERTION_POINTS}, "
+                    f"cls_heads in {CLS_HEADS}"
+                )
         source = f"{cls.__module__}.{cls.__qualname__}"
         old = _ENTRIES.get(name)
         if old is not None and old.source != source:
@@ -331,9 +353,36 @@ def create(spec: str, **overrides: Any) -> Any:
         raise SpecError(f"in spec {spec!r}: {e}") from None
 
 
-def canonical_spec(obj: Any) -> str:
-    """The spec string that rebuilds ``obj``, listing only parameters that differ from their defaults."""
+def canonical_spec(obj: Any, *, identity: bool = False) -> str:
+    """The spec string that rebuilds ``obj``, listing only parameters that differ from their defaults.
+
+    ``identity=True``: what ``obj`` is rather than how to rebuild it (the ``method`` of results and figures):
+    locator parameters such as a checkpoint folder are left out, their keyword values (``random``) kept.
+    """
     entry = get(type(obj).name)
     fmt = lambda v: f"{v:g}" if isinstance(v, float) else str(v)
-    changed = [f"{p.name}={fmt(getattr(obj, p.name))}" for p in entry.params if getattr(obj, p.name) != p.default]
+    changed = [
+        f"{p.name}={fmt(getattr(obj, p.name))}"
+        for p in entry.params
+        if getattr(obj, p.name) != p.default and (not identity or p.in_identity(getattr(obj, p.name)))
+    ]
     return entry.name + (":" + ",".join(changed) if changed else "")
+
+
+def locators(spec: str) -> dict[str, str]:
+    """The locator parameters (e.g. ``checkpoint=DIR``) a spec string sets, keyword values excluded."""
+    name, raw = parse_spec(spec)
+    return {p.name: str(raw[p.name]) for p in get(name).params if p.name in raw and not p.in_identity(raw[p.name])}
+
+
+def identity_spec(spec: str) -> str:
+    """The identity (``canonical_spec(..., identity=True)``) of a spec string. A spec that cannot be built (e.g.
+    a method whose required checkpoint is not given) keeps its other parameters as written."""
+    name, raw = parse_spec(spec)
+    entry = get(name)
+    try:
+        return canonical_spec(create(spec), identity=True)
+    except SpecError:
+        drop = {p.name for p in entry.params if p.name in raw and not p.in_identity(raw[p.name])}
+        kept = [f"{k}={v}" for k, v in raw.items() if k not in drop]
+        return name + (":" + ",".join(kept) if kept else "")

@@ -294,7 +294,7 @@ def plan(cfg: SweepConfig, backbone) -> list[tuple[str, str, int, str]]:
     }
     cells = []
     for spec in cfg.methods:
-        canonical = build_method(spec, backbone).spec  # fails fast on a bad spec; equal specs share a cell
+        canonical = build_method(spec, backbone).full_spec  # fails fast on a bad spec; equal specs share a cell
         for n in cfg.frames:
             for suite in cfg.suites:
                 cells.append((cell_id(method=canonical, frames=n, suite=suite, **key), spec, n, suite))

@@ -21,10 +21,12 @@ def random_grid(
     dtype: torch.dtype = torch.float32,
     device: str | torch.device = "cpu",
     aux: bool = True,
+    cls_self: bool = False,
 ) -> TokenGrid:
     """A seeded random :class:`TokenGrid` with every auxiliary input filled (``aux=False`` leaves them out).
 
-    CLS logits are drawn with a few strongly attended tokens per frame, like a real ViT's last layer.
+    CLS logits are drawn with a few strongly attended tokens per frame, like a real ViT's last layer;
+    ``cls_self=True`` adds the class token's logit to itself (drawn last, so the other inputs do not change).
     """
     g = torch.Generator().manual_seed(seed)
 
@@ -37,12 +39,9 @@ def random_grid(
     logits = torch.randn(B, T, heads, H, W, generator=g)
     spikes = (torch.rand(B, T, 1, H, W, generator=g) > 0.97).float() * 6.0
     cls_attn = (logits + spikes).to(device=device, dtype=dtype)
-    return TokenGrid(
-        x,
-        cls_attn=cls_attn,
-        keys=rand(B, T, H, W, key_dim or C),
-        frame_global=rand(B, T, global_dim or C),
-    )
+    keys, frame_global = rand(B, T, H, W, key_dim or C), rand(B, T, global_dim or C)
+    own = (torch.randn(B, T, heads, generator=g) + 2.0).to(device=device, dtype=dtype) if cls_self else None
+    return TokenGrid(x, cls_attn=cls_attn, keys=keys, frame_global=frame_global, cls_self=own)
 
 
 def constant_grid(

@@ -165,8 +165,9 @@ def text_tokens(labels: list[int]) -> int:
 def test_token_accounting(T):
     base = cost.estimate("internvl3-8b", "baseline", T, ops=False)
     wap = cost.estimate("internvl3-8b", "wap:ratio=16", T, ops=False)
-    tome = cost.estimate("internvl3-8b", "tome:ratio=16", T, ops=False)
-    assert (base["at"], wap["at"], tome["at"]) == (None, "vit", "proj")
+    tome = cost.estimate("internvl3-8b", "tome:ratio=16,at=proj", T, ops=False)
+    at_mlp = cost.estimate("internvl3-8b", "tome:ratio=16", T, ops=False)
+    assert (base["at"], wap["at"], tome["at"], at_mlp["at"]) == (None, "vit", "proj", "mlp")
     assert base["tokens"]["visual"] == 256 * T == base["tokens"]["projector_in"]
     assert base["tokens"]["prompt"] == 256 * T + text_tokens(list(range(1, T + 1)))
     # wap 16x at vit: 4x2x2 blocks on [T, 32, 32] -> T/4 x 16 x 16 -> pixel shuffle -> 16 per frame
@@ -177,6 +178,12 @@ def test_token_accounting(T):
     assert tome["tokens"]["visual"] == 16 * T and tome["tokens"]["projector_in"] == 256 * T
     assert tome["tokens"]["prompt"] == 16 * T + text_tokens(list(range(1, T + 1)))
     assert tome["order"] == ["vision", "project", "reduce", "prefill", "generate"]
+    # tome 16x at mlp (its default): the pixel shuffle sees all 256 per frame, the MLP only the 16 kept
+    assert at_mlp["tokens"]["visual"] == 16 * T == at_mlp["tokens"]["projector_in"]
+    assert at_mlp["order"] == ["vision", "project", "reduce", "project", "prefill", "generate"]
+    assert at_mlp["stages"]["project"]["flops"] * 16 == base["stages"]["project"]["flops"]
+    assert base["stages"]["project"]["bytes"] > at_mlp["stages"]["project"]["bytes"] > wap["stages"]["project"]["bytes"]
+    assert at_mlp["stages"]["reduce"]["bytes"] > tome["stages"]["reduce"]["bytes"]  # 4C = 4096 wide vs D = 3584
     # the vision stage does not care about the method; the projector does
     assert base["stages"]["vision"]["flops"] == wap["stages"]["vision"]["flops"] == tome["stages"]["vision"]["flops"]
     assert wap["stages"]["project"]["flops"] * 16 == base["stages"]["project"]["flops"]

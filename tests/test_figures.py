@@ -69,8 +69,9 @@ def write(
     status="ok",
     reason=None,
     model="tiny",
+    spec=None,
 ) -> None:
-    cid = cell_id(method=method, frames=frames, suite=suite, model=model)
+    cid = cell_id(method=spec or method, frames=frames, suite=suite, model=model)
     samples = [
         {
             "cell_id": cid,
@@ -87,7 +88,7 @@ def write(
         "cell_id": cid,
         "run_id": "r1",
         "method": method,
-        "spec": method,
+        "spec": spec or method,
         "frames": frames,
         "suite": suite,
         "model": model,
@@ -133,7 +134,11 @@ def test_canonical_method_names():
     assert figures.canonical_method("wap:ratio=4") == "wap:ratio=4"
     assert figures.canonical_method("fastvid:retain=0.1") == "fastvid"
     assert figures.canonical_method("baseline") == "baseline"
-    assert figures.canonical_method("liteframe") == "liteframe"  # not registered (yet): kept as written
+    assert figures.canonical_method("liteframe") == "liteframe"
+    # a checkpoint folder is where the method's weights live, not what the method is; an untrained student is
+    assert figures.canonical_method("liteframe:checkpoint=/ckpt/lma") == "liteframe"
+    assert figures.canonical_method("liteframe-ctd:checkpoint=runs/ctd") == "liteframe-ctd"
+    assert figures.canonical_method("liteframe:checkpoint=random") == "liteframe:checkpoint=random"
 
 
 def test_complete_results_draw_every_figure(complete, tmp_path):
@@ -226,6 +231,7 @@ def test_paper_spec_reports_liteframe_missing(complete, tmp_path):
         "lfbench sweep --methods liteframe --frames 8,16,32,64,128,256,512 --suites lfb_videomme --limit 40 "
         f"--out {complete}"
     ) in by["fig1b"]["sweeps"]
+    assert any("'liteframe' has no checkpoint in the figure spec or the results" in n for n in by["fig1b"]["notes"])
     # LongVideoBench is in the paper's suites but not in these results
     assert any("'lfb_longvideobench_val_v' has no cells" in n for n in by["fig3_right"]["notes"])
     assert by["table3"]["status"] == "partial"
@@ -273,3 +279,77 @@ def test_analytic_fig1b_vision_share_rises_and_context_is_marked(tmp_path):
     assert Path(res["png"]).stat().st_size > 10_000 and "exceeds 32k context" in Path(res["svg"]).read_text()
     doc = json.loads(Path(res["json"]).read_text())
     assert doc["gpu"]["name"] == "h200" and len(doc["cells"]) == 14
+
+
+# ------------------------------------------------------------------------------- the paper's settings
+
+
+@pytest.fixture(scope="module")
+def tiny_bb():
+    from liteframe_bench.backends.internvl import InternVL3
+
+    return InternVL3.load("tiny", seed=0)
+
+
+def test_table1_rows_keep_the_same_token_count(tiny_bb):
+    """A 16x table compares methods at one budget: every row keeps the same number of visual tokens."""
+    from types import SimpleNamespace
+
+    import torch
+
+    from liteframe_bench import cost
+    from liteframe_bench.pipeline import build_method
+
+    spec = figures.load_spec(figures.DEFAULT_SPEC)
+    methods = next(f for f in spec["figures"] if f["id"] == "table1")["methods"]
+    T = 8
+    clip = SimpleNamespace(
+        pixel_values=torch.randn(1, T, 3, 112, 112, generator=torch.Generator().manual_seed(0)),
+        distinct_frames=T,
+    )
+    counts = {m: build_method(m, tiny_bb).encode(clip).num_tokens for m in methods}
+    assert set(counts.values()) == {T * 16 // 16}, counts  # 16 tokens per frame on the tiny model, 1/16 kept
+    real = {m: cost.estimate("internvl3-8b", m, 64, ops=False)["tokens"]["visual"] for m in methods}
+    assert set(real.values()) == {64 * 256 // 16}, real  # and at InternVL3-8B's 256 tokens per frame
+
+
+def test_liteframe_cells_match_without_their_folder_and_the_sweep_runs_as_printed(tiny_bb, tmp_path, monkeypatch):
+    import shlex
+
+    from liteframe_bench import sweep
+    from liteframe_bench.cli import main
+    from liteframe_bench.methods.liteframe.student import LiteFrameStudent, StudentConfig, save_student
+    from liteframe_bench.pipeline import build_method
+
+    ckpt = save_student(LiteFrameStudent(StudentConfig.tiny()), tmp_path / "ctd")
+    spec = f"liteframe-ctd:checkpoint={ckpt}"
+    method = build_method(spec, tiny_bb)
+    assert method.spec == "liteframe-ctd" and method.full_spec == spec  # identity vs what rebuilds it
+    assert build_method("liteframe-ctd:checkpoint=random", tiny_bb).spec == "liteframe-ctd:checkpoint=random"
+
+    rd = ResultsDir(tmp_path / "res")
+    rd.write_run("r1", {"run_id": "r1", "config": {"model": "tiny", "limit": 4}})
+    for suite in SUITES:  # as a sweep writes cells: the identity in `method`, the spec as run in `spec`
+        write(rd, "baseline", 8, suite, [1, 0, 1, 1], stages=CELLS[("baseline", 8)][0])
+        write(rd, method.spec, 8, suite, [1, 1, 0, 1], stages=CELLS[("wap", 8)][0], spec=spec)
+    fig = {"id": "t", "kind": "accuracy_table", "methods": ["baseline", "liteframe-ctd"], "frames": [8, 16]}
+    res = figures.run_figures(rd.path, spec={"suites": SUITES, "n_boot": 50, "figures": [fig]}, out=tmp_path / "o")
+    t = res["figures"][0]
+    assert {(m["method"], m["frames"]) for m in t["missing"]} == {("baseline", 16), ("liteframe-ctd", 16)}
+    assert next(e for e in t["data"] if e["method"] == "liteframe-ctd" and e["frames"] == 8)["lfb_videomme"]
+    assert any(f"--methods {spec} " in c for c in res["sweeps"]), res["sweeps"]
+
+    seen = []
+
+    def plan_only(cfg, progress=True):  # the CLI parses the printed command; plan builds every method in it
+        from liteframe_bench.backends.internvl import InternVL3
+
+        seen.extend(sweep.plan(cfg, InternVL3.load(cfg.model, seed=cfg.seed)))
+        return {"out": cfg.out, "ran": 0, "skipped_done": 0, "errors": []}
+
+    monkeypatch.setattr(sweep, "run_sweep", plan_only)
+    for cmd in res["sweeps"]:
+        argv = shlex.split(cmd)
+        assert argv[:2] == ["lfbench", "sweep"]
+        assert main(argv[1:]) == 0, cmd
+    assert {(s, f) for _, s, f, _ in seen} == {("baseline", 16), (spec, 16)}

@@ -40,7 +40,7 @@ def test_baseline_matches_plain_transformers(bb, clip):
     assert gen.prompt_tokens == ids.shape[1] and gen.new_tokens == 6
 
 
-@pytest.mark.parametrize("at", ["vit", "proj"])
+@pytest.mark.parametrize("at", ["vit", "mlp", "proj"])
 def test_identity_reducer_equals_baseline(bb, clip, at):
     base = build_method("baseline", bb).encode(clip)
     ident = build_method(f"identity:at={at}", bb).encode(clip)
@@ -67,6 +67,9 @@ def test_cls_logits_hook_equals_eager_attention_row(bb, clip):
     row = row / row.sum(-1, keepdim=True)
     ours = torch.softmax(vis.cls_attn.flatten(2), dim=-1)
     assert torch.allclose(row, ours, atol=1e-6)
+    # With the CLS-to-CLS logit as the first column, the softmax is the eager row itself, CLS column included.
+    full = torch.softmax(torch.cat([vis.cls_self.unsqueeze(-1), vis.cls_attn.flatten(2)], dim=-1), dim=-1)
+    assert torch.allclose(att[:, :, 0], full, atol=1e-6)
     assert vis.keys.shape == (T, 8, 8, 32) and vis.cls_out.shape == (T, 32)
 
 
@@ -110,9 +113,11 @@ def test_fastvid_reports_its_own_count(bb, clip):
 
 
 def test_spec_errors(bb):
-    with pytest.raises(lfb.SpecError, match="cannot run on the ViT grid before the pixel shuffle; allowed: at=proj"):
+    with pytest.raises(
+        lfb.SpecError, match="cannot run on the ViT grid before the pixel shuffle; allowed: at=mlp, at=proj"
+    ):
         build_method("tome:ratio=16,at=vit", bb)
-    with pytest.raises(lfb.SpecError, match="at='llm' is invalid; allowed: vit, proj"):
+    with pytest.raises(lfb.SpecError, match="at='llm' is invalid; allowed: vit, mlp, proj"):
         build_method("wap:at=llm", bb)
     with pytest.raises(lfb.SpecError, match="method 'baseline' has no parameter 'at'"):
         build_method("baseline:at=vit", bb)

@@ -12,7 +12,8 @@ import pytest
 import torch
 
 import liteframe_bench as lfb
-from liteframe_bench.reduction import raster_index
+from liteframe_bench.interfaces import CLS_HEADS
+from liteframe_bench.reduction import joint_logits, raster_index
 from liteframe_bench.testing import constant_grid, random_grid
 
 _PLUGIN_DIR = Path(tempfile.mkdtemp(prefix="lfbench-plugin-"))
@@ -128,8 +129,35 @@ def test_missing_auxiliary_input_is_named(reducer):
         reducer(bare)
 
 
+def test_class_token_column_and_joint_heads(reducer):
+    """A grid with the CLS-to-CLS logit keeps the contract; a ``joint`` reducer gives the same tokens when the
+    harness hands it logits with the heads already combined (as it does on the pixel-shuffled grid)."""
+    if "cls_attn" not in reducer.needs:
+        pytest.skip("needs no CLS attention")
+    grid = random_grid(B, T, H, W, C, seed=5, dtype=torch.float64, cls_self=True)
+    out = reducer(grid)
+    target = reducer.target_tokens(T, H, W)
+    if reducer.exact:
+        assert out.num_tokens == [target] * B
+    else:
+        assert all(1 <= n <= target for n in out.num_tokens)
+    if reducer.cls_heads != "joint":
+        return
+    joined = lfb.TokenGrid(
+        grid.x,
+        cls_attn=joint_logits(grid.cls_attn, dim=2),
+        keys=grid.keys,
+        frame_global=grid.frame_global,
+        cls_self=joint_logits(grid.cls_self, dim=2),
+    )
+    again = reducer(joined)
+    assert torch.equal(out.pos, again.pos) and torch.equal(out.size, again.size)
+    assert torch.allclose(out.x, again.x, atol=1e-9)
+
+
 def test_declares_its_contract(reducer):
     assert reducer.default_at in lfb.INSERTION_POINTS
+    assert reducer.cls_heads in CLS_HEADS
     assert set(reducer.needs) <= set(lfb.AUX_INPUTS)
     assert reducer.reference and (type(reducer).__doc__ or "").strip()
     if reducer.structured:

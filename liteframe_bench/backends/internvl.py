@@ -42,6 +42,7 @@ class VisionOutput:
 
     grid:     [N, h, w, C] patch features of the feature layer, class token dropped.
     cls_attn: [N, heads, h, w] the last layer's CLS-query logits q_cls.k_i/sqrt(d) per head (if asked).
+    cls_self: [N, heads] the same logits to the class token itself, q_cls.k_cls/sqrt(d) (with cls_attn).
     keys:     [N, h, w, C] the last layer's keys, heads concatenated (if asked).
     cls_out:  [N, C] the class token's output (if asked), a per-frame global feature.
     """
@@ -50,6 +51,7 @@ class VisionOutput:
     cls_attn: Tensor | None = None
     keys: Tensor | None = None
     cls_out: Tensor | None = None
+    cls_self: Tensor | None = None
 
 
 def tiny_tokenizer():
@@ -209,14 +211,22 @@ class InternVL3:
                 q = attn.q_norm(captured["q"]).reshape(n, 1, heads, hd)
                 logits = torch.einsum("nqhd,nkhd->nhk", q, k.reshape(n, -1, heads, hd)) * attn.scale
                 out.cls_attn = logits[:, :, 1:].reshape(n, heads, side, side)
+                out.cls_self = logits[:, :, 0]
         if "frame_global" in need:
             out.cls_out = hidden[:, 0]
         return out
 
     def project(self, grid: Tensor) -> Tensor:
         """InternVL's pixel shuffle + MLP projector: [N, h, w, C] -> [N, h/2, w/2, D]."""
-        m = self.model.model
-        return m.multi_modal_projector(m.pixel_shuffle(grid, scale_factor=self.config.downsample_ratio))
+        return self.mlp(self.shuffle_grid(grid))
+
+    def shuffle_grid(self, grid: Tensor) -> Tensor:
+        """InternVL's pixel shuffle: [N, h, w, C] -> [N, h/2, w/2, 4C], the MLP projector's input."""
+        return self.model.model.pixel_shuffle(grid, scale_factor=self.config.downsample_ratio)
+
+    def mlp(self, tokens: Tensor) -> Tensor:
+        """InternVL's MLP projector, token-wise: [..., 4C] -> [..., D]."""
+        return self.model.model.multi_modal_projector(tokens)
 
     def pool_aux(self, t: Tensor, how: str) -> Tensor:
         """Map per-patch signals [N, h, w, ...] onto the pixel-shuffled grid [N, h/2, w/2, ...].

@@ -2,6 +2,7 @@
 
 Shapes (InternVL3-8B, 448 px frames, one tile per frame):
 - ``vit``:  the ViT patch grid before pixel shuffle, [frames, 32, 32, 1024] (CLS logits from 16 heads).
+- ``mlp``:  the pixel-shuffled features the MLP projector takes, [frames, 16, 16, 4096] (aux as at ``proj``).
 - ``proj``: the projected tokens the LLM receives, [frames, 16, 16, 3584] (CLS logits and 1024-d keys pooled
   2x2 to that grid, one 1024-d global feature per frame).
 The yardstick is one transformers ``InternVLVisionLayer`` (InternViT-300M config, random weights, SDPA
@@ -23,7 +24,9 @@ from liteframe_bench.timing import Timing, time_fn
 
 GOAL_RATIO = 0.25
 VIT_GRID = (32, 32, 1024)  # 448 px / patch 14 = 32, InternViT-300M width
-PROJ_GRID = (16, 16, 3584)  # after 2x2 pixel shuffle, Qwen2.5-7B width
+MLP_GRID = (16, 16, 4096)  # after 2x2 pixel shuffle, 4 x InternViT-300M width
+PROJ_GRID = (16, 16, 3584)  # after the MLP projector, Qwen2.5-7B width
+GRIDS = {"vit": VIT_GRID, "mlp": MLP_GRID, "proj": PROJ_GRID}
 VIT_HEADS, KEY_DIM = 16, 1024
 
 
@@ -40,7 +43,7 @@ def default_specs() -> list[str]:
 
 def make_grid(at: str, frames: int, device: str, dtype: torch.dtype, seed: int = 0) -> TokenGrid:
     """Random tokens and auxiliary inputs at the real shape of insertion point ``at``."""
-    H, W, C = VIT_GRID if at == "vit" else PROJ_GRID
+    H, W, C = GRIDS[at]
     return random_grid(
         1, frames, H, W, C, heads=VIT_HEADS, key_dim=KEY_DIM, global_dim=KEY_DIM, seed=seed, dtype=dtype, device=device
     )

@@ -51,7 +51,12 @@ class _StudentMethod(VideoLLM):
     """Shared encode path of the two LiteFrame methods (not registered itself)."""
 
     checkpoint: str | None = field(
-        default=None, metadata={"help": "out folder of lfbench train ctd|lma, or 'random' (untrained: latency only)"}
+        default=None,
+        metadata={
+            "help": "out folder of lfbench train ctd|lma, or 'random' (untrained: latency only)",
+            "locator": True,  # results and figures name the method without its folder (checkpoint=random kept)
+            "keywords": ("random",),
+        },
     )
     reference = REFERENCE
 

@@ -151,6 +151,9 @@ class FastVID(Reducer):
        anchor the distinct source tokens merged into it (so sizes within a multi-anchor-frame segment add up
        to more than its token count: a token can feed one anchor per anchor frame).
 
+    Where it runs: ``proj`` by default, the projected tokens the LLM receives, as the original (it prunes and
+    merges the visual tokens inside the LLM's forward, after the projector).
+
     Count: sum over segments of L * n_sal + ceil(L/p) * k <= T * n_ret, the upper bound ``target_tokens``
     reports (equal when every segment's n_ctx * L divides by its anchor-frame count); per-sample counts go in
     ``lengths`` when they differ across the batch (padding rows are zero).

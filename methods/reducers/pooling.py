@@ -132,7 +132,11 @@ class BlockReducer(Reducer):
 @register_reducer("identity")
 @dataclass
 class Identity(Reducer):
-    """No reduction: every token kept in raster order (for parity checks and as the 1x point)."""
+    """No reduction: every token kept in raster order (for parity checks and as the 1x point).
+
+    Where it runs: ``proj`` by default, the tokens the LLM receives; it returns the baseline's tokens at any
+    insertion point (the parity checks of the harness compare all three).
+    """
 
     structured = True
     ordered = True
@@ -153,7 +157,11 @@ class Identity(Reducer):
 @register_reducer("avgpool")
 @dataclass
 class AvgPool(BlockReducer):
-    """Spatio-temporal average pooling over non-overlapping blocks (LiteFrame Table 1 baseline)."""
+    """Spatio-temporal average pooling over non-overlapping blocks (LiteFrame Table 1 baseline).
+
+    Where it runs: ``vit`` by default, the ViT grid before the pixel shuffle, where the paper applies its Table 1
+    baselines (the pooled grid then goes through the projector as usual).
+    """
 
     reference = "LiteFrame paper, Sec. 3.1 / Table 1 (baseline); no public code"
 
@@ -165,7 +173,11 @@ class AvgPool(BlockReducer):
 @register_reducer("maxpool")
 @dataclass
 class MaxPool(BlockReducer):
-    """Spatio-temporal max pooling (per channel) over non-overlapping blocks (LiteFrame Table 1 baseline)."""
+    """Spatio-temporal max pooling (per channel) over non-overlapping blocks (LiteFrame Table 1 baseline).
+
+    Where it runs: ``vit`` by default, the ViT grid before the pixel shuffle, where the paper applies its Table 1
+    baselines (the pooled grid then goes through the projector as usual).
+    """
 
     reference = "LiteFrame paper, Sec. 3.1 / Table 1 (baseline); no public code"
 
@@ -180,6 +192,9 @@ class Subsample(BlockReducer):
 
     ``pick=first`` keeps the block's first cell (plain striding ``x[::bt, ::bh, ::bw]``); ``pick=center`` keeps
     the cell at offset (bt//2, bh//2, bw//2). The kept token stands for itself alone (size 1).
+
+    Where it runs: ``vit`` by default, the ViT grid before the pixel shuffle, where the paper applies its Table 1
+    baselines (the kept grid then goes through the projector as usual).
     """
 
     pick: Literal["first", "center"] = field(default="first", metadata={"help": "which cell of each block to keep"})

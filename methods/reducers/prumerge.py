@@ -10,7 +10,7 @@ import torch
 from torch import Tensor
 
 from liteframe_bench import ReducedTokens, Reducer, ReducerError, TokenGrid, register_reducer
-from liteframe_bench.reduction import check_target, compute_dtype, cosine_normalize, headwise_to_full_logits, require
+from liteframe_bench.reduction import check_target, cls_softmax, compute_dtype, cosine_normalize, joint_logits, require
 
 PRUMERGE_REF = (
     "42Shawn/LLaVA-PruMerge@097c04116a58465e4bcb58cec44a94018a68ff1a "
@@ -32,6 +32,16 @@ def iqr_outlier_count(attn: Tensor) -> Tensor:
     return count.clamp(1, iqr_outlier_bound(attn.shape[-1]))
 
 
+def cls_attention(grid: TokenGrid, dtype: torch.dtype) -> Tensor:
+    """[B*T, H*W] the original's CLS attention per frame: softmax of the one-head full-width logits over
+    [CLS, patches] (patches only when ``grid.cls_self`` is None), the CLS column dropped."""
+    assert grid.cls_attn is not None
+    B, T, H, W, _ = grid.shape
+    logits = joint_logits(grid.cls_attn.to(dtype), dim=2).reshape(B * T, H * W)
+    own = None if grid.cls_self is None else joint_logits(grid.cls_self.to(dtype), dim=2).reshape(B * T)
+    return cls_softmax(logits, own)
+
+
 def plus_split(k: int) -> tuple[int, int]:
     """PruMerge+ at a fixed budget k: (tokens chosen by CLS attention, spatially uniform tokens)."""
     k_attn = math.ceil(k / 4)
@@ -43,9 +53,9 @@ def plus_split(k: int) -> tuple[int, int]:
 class PruMerge(Reducer):
     """LLaVA-PruMerge(+) per frame: keep tokens by CLS attention, add their key-nearest tokens weighted by attention.
 
-    Algorithm (per frame of N = H*W tokens). CLS attention a = softmax over the frame's patch tokens of the
-    one-head, full-width CLS logits (``headwise_to_full_logits``: q.k / sqrt(C), as the original computes
-    with the un-split q_proj/k_proj outputs). Keep k tokens:
+    Algorithm (per frame of N = H*W tokens). CLS attention a = the CLS row of softmax over [CLS, patches] of the
+    one-head, full-width logits (``joint_logits``: q.k / sqrt(C), as the original computes with the un-split
+    q_proj/k_proj outputs), CLS column dropped (:func:`cls_attention`). Keep k tokens:
     - ``fixed``: the top-k by a (k = floor(N/ratio), or tokens/T), for equal-ratio comparisons;
     - ``adaptive``: the original's PruMerge: the tokens whose a is an IQR outlier (a > Q3 + 1.5 IQR,
       linear-interpolated quantiles as numpy.percentile), at least 1; ratio/tokens are ignored and the
@@ -58,6 +68,13 @@ class PruMerge(Reducer):
     more token per frame is sum over the pruned tokens of a_j x_j (size = number pruned).
     Output: per sample, the frames' tokens in ascending raster (t, y, x) order of their kept token.
 
+    Where it runs: ``mlp`` by default, the pixel-shuffled InternViT features the MLP projector takes. The
+    original reduces CLIP's patch features before LLaVA's MLP projector; ``mlp`` is the same place in
+    InternVL (``vit`` is not possible: the output is not a regular grid). There each token is a 2x2 patch
+    group: the harness combines the heads first (``cls_heads = "joint"``) and gives each group the logit of
+    its attention mass (log-sum-exp over its patches) plus the CLS-to-CLS logit, so a is exactly the group's
+    share of the full-resolution CLS attention over [CLS + all patches]; keys are averaged over the group.
+
     Reference: Shang et al., "LLaVA-PruMerge: Adaptive Token Reduction for Efficient Large Multimodal
     Models" (2024), 42Shawn/LLaVA-PruMerge@097c04116a58465e4bcb58cec44a94018a68ff1a
     llava/model/multimodal_encoder/clip_encoder.py L34-47 (outlier_dectection), L85-171
@@ -66,10 +83,12 @@ class PruMerge(Reducer):
     Deviations from the original:
     - It is an image method; here it runs independently on every frame, and the IQR statistics are per
       frame (the original pools the whole batch of images into one percentile computation).
-    - Softmax over the frame's patch tokens only: we do not get the CLS column, which the original
-      includes (softmax over 1 + N columns, then drops column 0). Our a_j are therefore larger by
-      1 / (1 - a_cls); the adaptive IQR selection is unaffected (scale-invariant), the merge weights are
-      scaled by that factor.
+    - On the 2x2 groups (``mlp``, ``proj``) a token's attention is its group's summed attention and its key
+      the mean of the group's keys; the original has one token per patch. Given a grid without ``cls_self``
+      the softmax runs over the patch tokens only (a_j larger by 1 / (1 - a_cls)).
+    - Extra token: the original (``token_prune_merge_advanced``) always appends one token summing the pruned
+      tokens weighted by attention, so it outputs k + 1 per image; here it is off by default
+      (``extra_token=False``) so that the count is k = N / ratio, the budget every 16x method shares.
     - ``fixed`` (top-k at a given ratio) is our addition; the original's ``reduction_ratio`` path with
       ``if_adaptive=False`` keeps int(N * ratio) tokens in the same way.
     - ``adaptive`` keeps exactly the number of outliers (at least 1); the original computes
@@ -107,14 +126,17 @@ class PruMerge(Reducer):
         default=32, metadata={"help": "key-nearest tokens merged into each kept token (clamped to H*W-1; 0 = prune)"}
     )
     extra_token: bool = field(
-        default=False, metadata={"help": "add one token per frame: attention-weighted sum of the pruned (k+1/frame)"}
+        default=False,
+        metadata={"help": "add one token per frame: attention-weighted sum of the pruned (k+1/frame; the original "
+                          "always adds it)"},
     )
 
     needs = frozenset({"cls_attn", "keys"})
     structured = False
     ordered = True
     exact = True
-    default_at = "proj"
+    default_at = "mlp"
+    cls_heads = "joint"
     reference = f"Shang et al., LLaVA-PruMerge (2024); {PRUMERGE_REF}"
 
     def __post_init__(self) -> None:
@@ -200,7 +222,7 @@ class PruMerge(Reducer):
         assert grid.cls_attn is not None
 
         with torch.no_grad():
-            a = torch.softmax(headwise_to_full_logits(grid.cls_attn.to(work)).reshape(F, n), dim=-1)
+            a = cls_attention(grid, work)
             sel, valid = self._select(a, k)  # [F, K]
             K = sel.shape[1]
             x = grid.x.reshape(F, n, C).to(work)

@@ -94,6 +94,10 @@ class ToMe(Reducer):
     the surviving representatives form a fixed lattice (e.g. every 16th raster index of a clip at ratio 16);
     only which tokens are averaged into them depends on the content.
 
+    Where it runs: ``mlp`` by default, the pixel-shuffled ViT features the MLP projector takes: VideoChat-Flash's
+    ``tome16_mlp_hd64`` projector merges the vision features and then applies its MLP to the merged tokens,
+    which is this place in InternVL (``vit`` is not possible: the output is not a regular grid).
+
     Reference: Bolya et al., "Token Merging: Your ViT But Faster" (ICLR 2023),
     facebookresearch/ToMe@af95e4b1befa172dadccd8c81e223b10090f9579 tome/merge.py L18-97
     (bipartite_soft_matching), L210-224 (merge_wavg); post-hoc use to a target count:
@@ -101,6 +105,9 @@ class ToMe(Reducer):
     llava-train_videochat/llava/model/multimodal_projector/tome16_mlp_hd64.py L16-69, L107-166.
 
     Deviations from the originals:
+    - Token granularity: VideoChat-Flash merges one token per ViT patch (its encoder has no pixel shuffle); at
+      ``mlp`` each token is a 2x2 patch group, 4C wide, so the ``features`` metric averages 4C / head_dim chunks
+      (the original: C / head_dim, which is its ViT's head count). ``keys`` are averaged over the group.
     - ``sort=True`` (default) re-sorts the output by source position (raster t, y, x); the original keeps
       ToMe's [unmerged A, B] order of the last step. ``sort=False`` keeps that order (then not ``ordered``).
     - The merged features are not built step by step: we track which output token every source token ends
@@ -142,7 +149,7 @@ class ToMe(Reducer):
     structured = False
     ordered = True
     exact = True
-    default_at = "proj"
+    default_at = "mlp"
     reference = f"Bolya et al., Token Merging (ICLR 2023); {TOME_REF}; post-hoc schedule: {VCF_REF}"
 
     def __post_init__(self) -> None:

@@ -10,7 +10,14 @@ import torch
 from torch import Tensor
 
 from liteframe_bench import ReducedTokens, Reducer, ReducerError, TokenGrid, register_reducer
-from liteframe_bench.reduction import check_target, compute_dtype, cosine_normalize, count_from_target, require
+from liteframe_bench.reduction import (
+    check_target,
+    cls_softmax,
+    compute_dtype,
+    cosine_normalize,
+    count_from_target,
+    require,
+)
 
 _REF = (
     "VisionZip (Yang et al., CVPR 2025); dvlab-research/VisionZip@3151f6df4fca36a4cd1c985e5956e725b1f9ad02, "
@@ -30,6 +37,17 @@ def contextual_targets(m: int, n_ctx: int) -> Tensor:
     return torch.arange(0, m, step)[:n_ctx]
 
 
+def dominance(grid: TokenGrid, dtype: torch.dtype) -> Tensor:
+    """[B*T, H*W] the original's dominance score: each head's CLS row of softmax over [CLS, patches] (patches only
+    when ``grid.cls_self`` is None), CLS column dropped, summed over heads."""
+    assert grid.cls_attn is not None
+    B, T, H, W, _ = grid.shape
+    heads = grid.cls_attn.shape[2]
+    logits = grid.cls_attn.to(dtype).reshape(B * T, heads, H * W)
+    own = None if grid.cls_self is None else grid.cls_self.to(dtype).reshape(B * T, heads)
+    return cls_softmax(logits, own).sum(dim=1)
+
+
 def head_mean_keys(keys: Tensor, heads: int) -> Tensor:
     """Keys [..., Ck] (heads concatenated) averaged over heads -> [..., Ck / heads]; unchanged if not divisible."""
     ck = keys.shape[-1]
@@ -47,17 +65,25 @@ class VisionZip(Reducer):
 
     1. Split k into n_dom = k - n_ctx dominant and n_ctx = floor(k * contextual) contextual tokens (the original's
        default is 54 dominant + 10 contextual = 64 tokens, hence contextual = 10/64).
-    2. Dominant: the n_dom tokens with the largest CLS attention, summed over heads (attention = softmax of
-       the per-head CLS logits over the frame's N tokens).
+    2. Dominant: the n_dom tokens with the largest CLS attention summed over heads (each head's CLS row of the
+       softmax over [CLS, N patches], CLS column dropped: :func:`dominance`).
     3. Contextual: of the m = N - n_dom remaining tokens, in raster order, the targets are positions
        0, s, 2s, ... (s = max(1, m // n_ctx)), the first n_ctx of them. Every other remaining token joins the
        target with the most similar key (cosine of the keys averaged over heads, as the original's metric).
        ``merge=add`` (the original): contextual = x_target + mean(joined tokens) (x_target when none joined).
        ``merge=mean``: contextual = (x_target + sum(joined)) / (1 + n_joined), so size * x = the sum of its
        sources.
-    4. Output: dominant + contextual tokens of every frame, sorted by raster (t, y, x) position; pos = the
-       token's own (dominant) or the target's (contextual) position; size = 1 for dominant tokens and
-       1 + n_joined for contextual ones. Exactly T * k tokens per sample.
+    4. Output: dominant + contextual tokens of every frame, re-sorted into raster (t, y, x) order (dominant and
+       contextual tokens interleaved by position); pos = the token's own (dominant) or the target's
+       (contextual) position; size = 1 for dominant tokens and 1 + n_joined for contextual ones. Exactly
+       T * k tokens per sample.
+
+    Where it runs: ``mlp`` by default, the pixel-shuffled InternViT features the MLP projector takes: the
+    original reduces CLIP's features before LLaVA's projector, and ``mlp`` is that place in InternVL (``vit``
+    is not possible: the output is not a regular grid). Each token there is a 2x2 patch group; the harness
+    gives it, per head, the logit of the group's attention mass (log-sum-exp over its patches) and the
+    CLS-to-CLS logit, so step 2's score is exactly the group's share of the full-resolution attention summed
+    over heads (``cls_heads = "each"``); keys are averaged over the group.
 
     Reference: dvlab-research/VisionZip@3151f6df4fca36a4cd1c985e5956e725b1f9ad02, visionzip/clip_encoder.py
     L42-83 (dominant L49-57, contextual L59-80), visionzip/utils.py L22-24 and L89 (metric = keys averaged
@@ -65,13 +91,15 @@ class VisionZip(Reducer):
 
     Deviations from the original, stated plainly:
     - Where: the original runs on CLIP's penultimate-layer hidden states, attention and keys, before the
-      projector; here it runs per frame on the tokens the harness gives (by default the projected tokens the
-      LLM sees), with the encoder's last-layer CLS logits and keys supplied by the harness.
+      projector; here it runs per frame on the tokens the harness gives (by default the pixel-shuffled
+      features before the MLP, one per 2x2 patch group), with the encoder's last-layer CLS logits and keys.
     - No class token: the original always keeps CLIP's CLS token among the dominant ones (its ``dominant=54``
       means CLS + 53 patches); InternVL drops its CLS token, so all n_dom dominant tokens are patch tokens.
-    - Attention: the original sums the CLS row of each head's softmax over CLS + patches; here the softmax runs
-      over the frame's patch tokens only (the CLS-to-CLS logit is not supplied), which rescales each head's
-      weights by a per-head constant before the head sum.
+    - Attention: as the original (each head's softmax over CLS + patches, summed over heads) when the grid
+      carries ``cls_self``, as the harness's always does; without it the softmax runs over the patch tokens
+      only, which rescales each head's weights by a per-head constant before the head sum.
+    - Order: the original outputs [CLS + dominant in raster order, contextual in target order]; here all
+      tokens are re-sorted into raster order.
     - Budget: the original fixes 54 + 10 tokens per image; here the per-frame budget comes from ratio/tokens
       and is split by the ``contextual`` fraction (floor).
     - ``merge=mean`` is an option the original does not have; the default ``add`` is the original's formula.
@@ -94,7 +122,8 @@ class VisionZip(Reducer):
     structured = False
     ordered = True
     exact = True
-    default_at = "proj"
+    default_at = "mlp"
+    cls_heads = "each"
     reference = _REF
 
     def __post_init__(self) -> None:
@@ -138,7 +167,7 @@ class VisionZip(Reducer):
         x = grid.x.reshape(F, n, C)
         heads = grid.cls_attn.shape[2]
 
-        attn = grid.cls_attn.reshape(F, heads, n).to(dt).softmax(dim=-1).sum(dim=1)  # [F, n]
+        attn = dominance(grid, dt)  # [F, n]
         dom = torch.topk(attn, n_dom, dim=1).indices  # [F, n_dom]
         idx, toks = [dom], [x.gather(1, dom.unsqueeze(-1).expand(F, n_dom, C))]
         sizes = [torch.ones(F, n_dom, dtype=torch.long, device=device)]

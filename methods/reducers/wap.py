@@ -41,6 +41,9 @@ class WAP(BlockReducer):
     patch i in the encoder's last layer (LiteFrame, Sec. 3.1, Eq. 1). The paper's main setting is 16x:
     2x2 spatial x 4 temporal on the ViT grid before pixel shuffle, so the projector still applies.
 
+    Where it runs: ``vit`` by default, as the paper applies it (its output is a regular grid, which the pixel
+    shuffle and projector then take).
+
     Reference: LiteFrame paper (Sec. 3.1); no public code.
     Choices the paper leaves open (stated, configurable):
     - logits, not probabilities: a softmax over attention *probabilities* (each ~1e-3) is nearly uniform and
