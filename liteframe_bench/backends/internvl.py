@@ -7,8 +7,9 @@ prefill / greedy decode over ``inputs_embeds`` with one ``<IMG_CONTEXT>`` id per
 vendors model code: every tensor op below runs in transformers' own modules.
 
 Sources:
-- ``tiny`` (default on machines with no weights): a seeded random 1-layer model from the real config classes
-  and a character-level tokenizer built with the ``tokenizers`` library.
+- ``mini`` (the default): the zoo's trained mini InternVL3 (:mod:`liteframe_bench.zoo`), shipped in the package.
+- ``tiny``: a seeded random 1-layer model from the real config classes and a character-level tokenizer built
+  with the ``tokenizers`` library (tests).
 - a local folder in the ``OpenGVLab/InternVL3-*-hf`` layout: real weights and tokenizer, never downloaded.
 - the published sizes (``internvl3-1b/2b/8b``) exist only on the ``meta`` device for counting; asking to run
   one without a folder is an error that says so.
@@ -87,8 +88,9 @@ def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype
 class InternVL3:
     """A loaded InternVL3 model and tokenizer, with the stages a method composes."""
 
-    def __init__(self, model, tokenizer, *, source: str, system_prompt: str | None):
+    def __init__(self, model, tokenizer, *, source: str, system_prompt: str | None, zoo_name: str | None = None):
         self.model = model.eval()
+        self.zoo_name = zoo_name  # "mini" for the zoo's trained model: its LiteFrame students are the defaults
         self.tokenizer = tokenizer
         self.source = source
         self.system_prompt = system_prompt
@@ -114,13 +116,20 @@ class InternVL3:
     def load(
         cls, model: str = "tiny", device: str = "cpu", dtype: str | torch.dtype = "auto", seed: int = 0
     ) -> InternVL3:
-        """``tiny`` (seeded random), ``random:<preset>`` (a published size with random weights, for latency
+        """``mini`` (the zoo's trained model, see :mod:`liteframe_bench.zoo`), ``tiny`` (seeded random), ``random:<preset>`` (a published size with random weights, for latency
         only; its text is tokenised per character, so text-token counts run a little high), or a local folder
         with InternVL3-*-hf weights."""
         from transformers import InternVLForConditionalGeneration
 
         dev = torch.device(device)
         dt = resolve_dtype(dtype, dev)
+        if model == "mini":
+            from liteframe_bench import zoo
+
+            net, tok = zoo.load_mini(dev, dt)
+            card = zoo.card("mini")
+            source = f"mini (lfbench zoo, trained on synth; {card.get('summary', 'see lfbench zoo ls')})"
+            return cls(net, tok, source=source, system_prompt=None, zoo_name="mini")
         if model == "tiny" or model.startswith("random:"):
             preset = "tiny" if model == "tiny" else model.removeprefix("random:")
             if preset not in PRESETS:
@@ -148,7 +157,8 @@ class InternVL3:
                 f"point --model at a local folder with {PRESETS[model].hf_id} weights, or use --model tiny"
             )
         if not path.is_dir():
-            raise SpecError(f"model {model!r}: no such folder; allowed: tiny, or a local InternVL3-*-hf folder")
+            raise SpecError(f"model {model!r}: no such folder; allowed: mini, tiny, random:<preset>, or a local "
+                            "InternVL3-*-hf folder")
         if not (path / "config.json").is_file():
             raise SpecError(f"model folder {path} has no config.json; expected the OpenGVLab/InternVL3-*-hf layout")
         arch = json.loads((path / "config.json").read_text()).get("model_type")

@@ -77,7 +77,11 @@ def student_config(value: Any) -> StudentConfig:
 class CTDConfig:
     """Compressed Token Distillation run. ``steps`` counts optimizer steps of ``batch_size * grad_accum`` clips."""
 
-    videos: str = field(default="", metadata={"help": "folder of videos (*.mp4/*.mkv/*.avi/*.webm, recursive)"})
+    videos: str = field(
+        default="",
+        metadata={"help": "folder of videos (*.mp4/*.mkv/*.avi/*.webm, recursive), or synth-stream (scenes rendered "
+                  "on the fly from the zoo's training seeds)"},
+    )
     out: str = field(default="runs/ctd", metadata={"help": "output folder (student, checkpoints, record)"})
     frames: int = field(default=16, metadata={"help": "frames per clip (InternVL midpoint sampler)"})
     student: Any = field(default="default", metadata={"help": "student config: default, tiny or a StudentConfig"})
@@ -219,6 +223,29 @@ class TargetCache:
         tu.save_tensors({"target": target}, f, metadata=meta)
 
 
+#: ``videos`` value that trains on the zoo's synth training stream (scenes rendered to tensors, never to mp4).
+STREAM = "synth-stream"
+
+
+class _StreamClips(torch.utils.data.Dataset):
+    """Clip ``i`` of the synth training stream (:mod:`liteframe_bench.zoo.stream`, seed ``seed``); no target cache."""
+
+    def __init__(self, frames: int, stride: int, student_size: int, teacher_size: int, seed: int):
+        self.frames, self.stride, self.seed = frames, stride, seed
+        self.student_size, self.teacher_size = student_size, teacher_size
+
+    def _px(self, i: int, size: int) -> Tensor:
+        from liteframe_bench.zoo.stream import make_clip
+
+        return tu.pad_frames(make_clip(i, self.frames, size, seed=self.seed, copies=0).pixel_values, self.stride)
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        px = self._px(i, self.student_size)
+        teacher = px if self.teacher_size == self.student_size else self._px(i, self.teacher_size)
+        return {"index": i, "video": f"{STREAM}:{self.seed}:{i}", "student": px, "teacher": teacher, "target": None,
+                "key": None}
+
+
 class _Clips(torch.utils.data.Dataset):
     """Decoded clips of each video (student size, and teacher size when it differs), or the cached target."""
 
@@ -289,7 +316,7 @@ def train_ctd(cfg: CTDConfig, progress: bool = True, *, teacher=None, stop_after
     if stop_after is not None:
         tu.check_int("stop_after", stop_after, 1)
     device = tu.resolve_device(cfg.device)
-    videos = tu.find_videos(cfg.videos)
+    videos = None if cfg.videos == STREAM else tu.find_videos(cfg.videos)
     out = Path(cfg.out)
     ckpt = tu.latest_checkpoint(out)
     if ckpt is not None and not cfg.resume:
@@ -326,13 +353,17 @@ def train_ctd(cfg: CTDConfig, progress: bool = True, *, teacher=None, stop_after
     stop = max(start, min(cfg.steps, stop_after) if stop_after is not None else cfg.steps)
 
     cache = None
-    if cfg.cache_targets:
+    if cfg.cache_targets and videos is not None:  # a stream never repeats a clip: nothing to cache
         cache_dir = Path(cfg.cache_dir) if cfg.cache_dir else out / "targets"
         cache = TargetCache(cache_dir, cfg.frames, stride, maker.teacher_id, teacher.image_size, maker.wap_spec)
     student_size = int(cfg.student.image_size)
-    data = _Clips(videos, cfg.frames, stride, student_size, teacher.image_size, cache, cfg.cache_clips)
     per_step = cfg.batch_size * cfg.grad_accum
-    order = tu.sample_order(len(videos), cfg.seed, start * per_step, max(0, stop - start) * per_step)
+    if videos is None:  # clip k of the stream is the k-th clip the run sees: a resume continues it exactly
+        data = _StreamClips(cfg.frames, stride, student_size, teacher.image_size, cfg.seed)
+        order = list(range(start * per_step, stop * per_step))
+    else:
+        data = _Clips(videos, cfg.frames, stride, student_size, teacher.image_size, cache, cfg.cache_clips)
+        order = tu.sample_order(len(videos), cfg.seed, start * per_step, max(0, stop - start) * per_step)
     loader = torch.utils.data.DataLoader(
         data,
         batch_size=cfg.batch_size,

@@ -79,7 +79,9 @@ class LMAConfig:
 
     student: str = field(default="", metadata={"help": "student folder (save_student), or a CTD out folder"})
     data: str = field(
-        default="synth", metadata={"help": "synth[:size] (its train split) or a .jsonl of {video, prompt, answer}"}
+        default="synth",
+        metadata={"help": "synth[:size] (its train split), a .jsonl of {video, prompt, answer}, or synth-stream "
+                  "(scenes rendered on the fly from the zoo's training seeds)"},
     )
     out: str = field(default="runs/lma", metadata={"help": "output folder"})
     backbone: str = field(default="tiny", metadata={"help": "InternVL3.load spec: tiny, random:<preset>, folder"})
@@ -215,6 +217,26 @@ def load_items(cfg: LMAConfig) -> list[dict[str, str]]:
     if not items:
         raise SpecError(f"data={data!r} holds no items")
     return items
+
+
+#: ``data`` value that trains on the zoo's synth training stream (scenes rendered to tensors, never to mp4).
+STREAM = "synth-stream"
+
+
+class _StreamItems(torch.utils.data.Dataset):
+    """Item ``i``: clip ``i`` of the synth training stream (seed ``seed``) with one multiple-choice question, the
+    families in turn (``i % 5``), in the suite's prompt."""
+
+    def __init__(self, frames: int, image_size: int, seed: int):
+        self.frames, self.image_size, self.seed = frames, image_size, seed
+
+    def __getitem__(self, i: int) -> dict[str, Any]:
+        from liteframe_bench.zoo.stream import make_clip
+
+        clip = make_clip(i, self.frames, self.image_size, seed=self.seed, copies=1)
+        family, question, options, answer = clip.mc[i % len(clip.mc)]
+        return {"video": f"{STREAM}:{self.seed}:{i}", "prompt": mc_prompt(question, options), "answer": answer,
+                "family": family, "pixel_values": clip.pixel_values}
 
 
 class _Videos(torch.utils.data.Dataset):
@@ -420,7 +442,7 @@ def train_lma(cfg: LMAConfig, progress: bool = True, *, backbone=None, stop_afte
         tu.check_int("stop_after", stop_after, 1)
     device = tu.resolve_device(cfg.device)
     student_dir = _student_folder(cfg.student)
-    items = load_items(cfg)
+    items = None if cfg.data == STREAM else load_items(cfg)
     out = Path(cfg.out)
     ckpt = tu.latest_checkpoint(out)
     if ckpt is not None and not cfg.resume:
@@ -471,8 +493,12 @@ def train_lma(cfg: LMAConfig, progress: bool = True, *, backbone=None, stop_afte
     stop = max(start, min(cfg.steps, stop_after) if stop_after is not None else cfg.steps)
 
     per_step = cfg.batch_size * cfg.grad_accum
-    order = tu.sample_order(len(items), cfg.seed, start * per_step, max(0, stop - start) * per_step)
-    data = _Videos(items, cfg.frames, int(student.cfg.image_size), cfg.cache_clips)
+    if items is None:  # item k of the stream is the k-th item the run sees: a resume continues it exactly
+        order = list(range(start * per_step, stop * per_step))
+        data = _StreamItems(cfg.frames, int(student.cfg.image_size), cfg.seed)
+    else:
+        order = tu.sample_order(len(items), cfg.seed, start * per_step, max(0, stop - start) * per_step)
+        data = _Videos(items, cfg.frames, int(student.cfg.image_size), cfg.cache_clips)
     loader = torch.utils.data.DataLoader(
         data,
         batch_size=cfg.batch_size,
@@ -543,7 +569,7 @@ def train_lma(cfg: LMAConfig, progress: bool = True, *, backbone=None, stop_afte
         "steps": stop,
         "start_step": start,
         "finished": stop >= cfg.steps,
-        "items": len(items),
+        "items": len(items) if items is not None else f"{STREAM} ({stop * per_step} items)",
         "losses": history,
         "first_loss": history[0] if history else None,
         "last_loss": history[-1] if history else None,

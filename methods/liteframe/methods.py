@@ -19,6 +19,7 @@ from __future__ import annotations
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import ClassVar
 
 import torch
 from torch import Tensor
@@ -53,19 +54,29 @@ class _StudentMethod(VideoLLM):
     checkpoint: str | None = field(
         default=None,
         metadata={
-            "help": "out folder of lfbench train ctd|lma, or 'random' (untrained: latency only)",
+            "help": "out folder of lfbench train ctd|lma, or 'random' (untrained: latency only); "
+            "default: the zoo's student of the mini model",
             "locator": True,  # results and figures name the method without its folder (checkpoint=random kept)
             "keywords": ("random",),
         },
     )
     reference = REFERENCE
+    #: The zoo checkpoint used when ``checkpoint`` is not given and the backbone is the zoo's ``mini`` model.
+    zoo_checkpoint: ClassVar[str] = ""
 
-    def __post_init__(self) -> None:
-        if self.checkpoint is None:
-            raise SpecError(
-                f"method {type(self).name!r} needs checkpoint=DIR (an out folder of lfbench train) or "
-                "checkpoint=random (an untrained student, for latency only)"
-            )
+    def _checkpoint_folder(self, backbone) -> str:
+        """``checkpoint``, or the zoo's student of the backbone (only the zoo's own ``mini`` has one)."""
+        if self.checkpoint is not None:
+            return self.checkpoint
+        if getattr(backbone, "zoo_name", None) == "mini":
+            from liteframe_bench import zoo
+
+            return str(zoo.path(self.zoo_checkpoint))
+        raise SpecError(
+            f"method {type(self).name!r} needs checkpoint=DIR (an out folder of lfbench train) or "
+            "checkpoint=random (an untrained student, for latency only); only --model mini has a default "
+            "(the zoo's trained student)"
+        )
 
     def load_student(self, backbone):
         raise NotImplementedError
@@ -74,7 +85,8 @@ class _StudentMethod(VideoLLM):
         if reducer is not None:
             raise SpecError(f"method {type(self).name!r} compresses inside its encoder; it takes no reducer")
         super().bind(backbone, tiles=tiles)
-        student = _random_student(backbone) if self.checkpoint == "random" else self.load_student(backbone)
+        self.folder = self._checkpoint_folder(backbone)
+        student = _random_student(backbone) if self.folder == "random" else self.load_student(backbone)
         cfg = student.cfg
         if cfg.image_size != backbone.image_size or cfg.out_width != backbone.vision_width:
             raise SpecError(
@@ -116,14 +128,16 @@ class _StudentMethod(VideoLLM):
 class LiteFrameCTD(_StudentMethod):
     """LiteFrame student after CTD in place of InternViT + WAP: frozen LLM, the teacher's projector."""
 
+    zoo_checkpoint = "mini-ctd"
+
     def load_student(self, backbone):
         from liteframe_bench.methods.liteframe.student import load_student
 
-        folder = Path(self.checkpoint)
+        folder = Path(self.folder)
         folder = folder / "student" if (folder / "student" / "config.json").is_file() else folder
         if not (folder / "config.json").is_file():
             raise SpecError(
-                f"checkpoint={self.checkpoint!r}: no student/config.json or config.json there "
+                f"checkpoint={self.folder!r}: no student/config.json or config.json there "
                 "(expected an out folder of lfbench train ctd)"
             )
         return load_student(folder)
@@ -134,6 +148,8 @@ class LiteFrameCTD(_StudentMethod):
 class LiteFrame(_StudentMethod):
     """LiteFrame after LMA: the adapted student, LoRA on the LLM (enabled only for this method), its projector."""
 
+    zoo_checkpoint = "mini-lma"
+
     def load_student(self, backbone):
         import copy
 
@@ -143,11 +159,11 @@ class LiteFrame(_StudentMethod):
         from liteframe_bench.methods.liteframe import lma
         from liteframe_bench.methods.liteframe.student import load_student
 
-        folder = Path(self.checkpoint)
+        folder = Path(self.folder)
         for need in (folder / lma.STUDENT_DIR / "config.json", folder / lma.ADAPTER_DIR / "adapter_config.json"):
             if not need.is_file():
                 raise SpecError(
-                    f"checkpoint={self.checkpoint!r}: {need.relative_to(folder)} missing (expected an "
+                    f"checkpoint={self.folder!r}: {need.relative_to(folder)} missing (expected an "
                     "out folder of lfbench train lma)"
                 )
         inner = backbone.model.model

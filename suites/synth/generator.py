@@ -270,6 +270,29 @@ def render(scene: Scene, out: np.ndarray | None = None) -> np.ndarray:
     return frames
 
 
+def render_frames(scene: Scene, indices) -> np.ndarray:
+    """Only the frames ``indices`` of the scene, uint8 ``[len(indices), H, W, 3]``; equal to ``render(scene)[indices]``.
+
+    For training streams that sample a few frames of a long scene: nothing else is drawn or encoded.
+    """
+    idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+    if idx.size and (idx.min() < 0 or idx.max() >= scene.num_frames):
+        raise ValueError(f"frame indices must lie in [0, {scene.num_frames - 1}], got {idx.min()}..{idx.max()}")
+    frames = np.empty((idx.size, scene.height, scene.width, 3), dtype=np.uint8)
+    frames[:] = np.asarray(BACKGROUND_COLOURS[scene.background], dtype=np.uint8)
+    for obj in sorted(scene.objects, key=lambda o: o.role != "small"):
+        mask = shape_mask(obj.shape, obj.radius)
+        xs, ys = obj.centre(idx, scene.num_frames)
+        for j in range(idx.size):
+            _paste(frames, j, j + 1, int(xs[j]), int(ys[j]), obj.radius, mask, OBJECT_COLOURS[obj.colour])
+    for ev in scene.events:
+        on = np.flatnonzero((idx >= ev.start) & (idx < ev.end))
+        mask = shape_mask(ev.shape, ev.radius)
+        for j in on.tolist():
+            _paste(frames, j, j + 1, ev.x, ev.y, ev.radius, mask, OBJECT_COLOURS[ev.colour])
+    return frames
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Scene and question generation
 
@@ -875,5 +898,6 @@ __all__ = [
     "load",
     "make",
     "render",
+    "render_frames",
     "shape_mask",
 ]

@@ -1,0 +1,261 @@
+"""Training the mini InternVL3 teacher from scratch on the synth training stream (2 CPU cores).
+
+One step = ``clips`` clips; for each clip the vision tower, projector and the LLM's prefill over the frames run
+once, the KV cache is repeated for every text that follows (the clip's multiple-choice questions, the same
+questions open-ended, the description) and all of them are scored in one batched forward. Losses, on answer
+tokens only (and the closing ``<|im_end|>``):
+
+- ``describe``: language modelling of the clip's description (grounding: every attribute named in words);
+- ``open``: the answer text of each question asked without options;
+- ``mc``: the letter of each multiple-choice question in the suite's own prompt.
+
+The weights of the three follow a schedule by step (:func:`loss_weights`): grounding first, multiple choice
+faded in, as two-stage VLM training does. AdamW, warm-up + cosine, safetensors checkpoints with exact resume
+(the stream is indexed by step, so a resumed run sees the same clips).
+"""
+
+from __future__ import annotations
+
+import inspect
+import json
+import time
+from dataclasses import asdict, dataclass
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+
+from liteframe_bench.backends.internvl import IMG_CONTEXT, IMG_END, IMG_START
+from liteframe_bench.methods.liteframe import train_utils as tu
+from liteframe_bench.suites.synth import generator as g
+from liteframe_bench.suites.synth.utils import DEFAULT_POST_PROMPT, OPTION_PROMPT
+from liteframe_bench.zoo import stream
+
+IGNORE = -100
+
+
+@dataclass
+class TeacherConfig:
+    out: str = "runs/zoo/teacher"
+    steps: int = 1500
+    frames: int = 16
+    clips: int = 2  # clips per optimizer step
+    copies: int = 2  # multiple-choice questions per family per clip
+    lr: float = 1e-3
+    weight_decay: float = 0.05
+    warmup_steps: int = 100
+    min_lr_ratio: float = 0.05
+    grad_clip: float = 1.0
+    ground_steps: int = 300  # steps of grounding before multiple choice fades in
+    fade_steps: int = 300
+    seed: int = 0
+    checkpoint_every: int = 100
+    eval_every: int = 100
+    eval_clips: int = 40
+
+
+def loss_weights(cfg: TeacherConfig, step: int) -> dict[str, float]:
+    """Grounding (describe, open) at full weight throughout; mc from 0 to 1 over ``fade_steps`` after
+    ``ground_steps``."""
+    ramp = min(1.0, max(0.0, (step - cfg.ground_steps) / max(cfg.fade_steps, 1)))
+    return {"describe": 1.0, "open": 1.0, "mc": ramp}
+
+
+def mc_text(question: str, options: list[str]) -> str:
+    """The suite's prompt (``suites/synth/utils.py`` doc_to_text)."""
+    return f"{OPTION_PROMPT}\n{question}\n" + "\n".join(options) + DEFAULT_POST_PROMPT
+
+
+def prefix_text(frames: int, per_frame: int) -> str:
+    body = "".join(f"Frame{i}: {IMG_START}{IMG_CONTEXT * per_frame}{IMG_END}\n" for i in range(1, frames + 1))
+    return "<|im_start|>user\n" + body
+
+
+def suffix_text(prompt: str) -> str:
+    return f"{prompt}<|im_end|>\n<|im_start|>assistant\n"
+
+
+class Texts:
+    """The texts that follow one clip's frames: (kind, family, prompt suffix ids, answer ids)."""
+
+    def __init__(self, tok, clip: stream.Clip, kinds=("describe", "open", "mc")):
+        enc = lambda s: tok(s, add_special_tokens=False).input_ids
+        end = enc("<|im_end|>")
+        self.rows: list[tuple[str, str, list[int], list[int]]] = []
+        if "describe" in kinds:
+            self.rows.append(("describe", "", enc(suffix_text(stream.DESCRIBE)), enc(clip.description) + end))
+        if "open" in kinds:
+            done = set()
+            for family, q, opts, ans in clip.mc:
+                if family not in done:
+                    done.add(family)
+                    text = enc(stream.option_text(opts, ans))
+                    self.rows.append(("open", family, enc(suffix_text(f"{q}\n{stream.OPEN_POST}")), text + end))
+        if "mc" in kinds:
+            for family, q, opts, ans in clip.mc:
+                self.rows.append(("mc", family, enc(suffix_text(mc_text(q, opts))), enc(ans) + end))
+
+    @staticmethod
+    def pad(rows, pad: int):
+        """Right-padded (ids, labels) of rows; labels are -100 except on the answer tokens."""
+        L = max(len(p) + len(a) for _, _, p, a in rows)
+        ids = torch.full((len(rows), L), pad, dtype=torch.long)
+        labels = torch.full((len(rows), L), IGNORE, dtype=torch.long)
+        for b, (_, _, p, a) in enumerate(rows):
+            ids[b, : len(p) + len(a)] = torch.tensor(p + a)
+            labels[b, len(p) : len(p) + len(a)] = torch.tensor(a)
+        return ids, labels
+
+
+def _cache_kw(lm) -> str:
+    return "cache" if "cache" in inspect.signature(lm.forward).parameters else "past_key_values"
+
+
+def _branch(cache, n: int, config):
+    """A cache of ``n`` rows that all continue the one-row ``cache`` (views: no copy, gradients flow back)."""
+    from transformers import DynamicCache
+
+    data = [(layer.keys.expand(n, -1, -1, -1), layer.values.expand(n, -1, -1, -1)) for layer in cache.layers]
+    return DynamicCache(ddp_cache_data=data, config=config)
+
+
+def clip_forward(bb, clip: stream.Clip, texts: Texts, visual=None):
+    """Per-row token losses and letter predictions for one clip: ({kind: [losses]}, mc rows' (family, hit)).
+
+    ``bb``: an :class:`~liteframe_bench.backends.internvl.InternVL3` wrapper (modules in train or eval mode as
+    the caller set them). ``visual``: ``(tokens [N, D], groups)`` to use instead of the backbone's vision tower
+    and projector (e.g. a student's); ``groups`` are the prompt's (label, tokens) pairs.
+    The frames are prefilled once; each kind of text continues the prefix's KV cache as one batch.
+    """
+    from transformers import DynamicCache
+
+    model, tok = bb.model, bb.tokenizer
+    lm = model.model.language_model
+    if visual is None:
+        px = clip.pixel_values.to(bb.device)
+        tokens = bb.project(bb.vision(px).grid).flatten(0, 2)
+        groups = [(f"Frame{i + 1}", tokens.shape[0] // px.shape[0]) for i in range(px.shape[0])]
+    else:
+        tokens, groups = visual
+    body = "".join(f"{label}: {IMG_START}{IMG_CONTEXT * n}{IMG_END}\n" for label, n in groups)
+    prefix = torch.tensor([tok("<|im_start|>user\n" + body, add_special_tokens=False).input_ids], device=bb.device)
+    cache = DynamicCache(config=model.config.text_config)
+    kw = _cache_kw(lm)
+    lm(inputs_embeds=bb.embed(prefix, tokens), use_cache=True, **{kw: cache})
+    out: dict[str, list[torch.Tensor]] = {"describe": [], "open": [], "mc": []}
+    hits = []
+    letters = torch.tensor([tok.convert_tokens_to_ids(L) for L in g.LETTERS], device=bb.device)
+    for kind in out:
+        rows = [r for r in texts.rows if r[0] == kind]
+        if not rows:
+            continue
+        ids, labels = Texts.pad(rows, tok.pad_token_id)
+        ids, labels = ids.to(bb.device), labels.to(bb.device)
+        branch = _branch(cache, ids.shape[0], model.config.text_config)
+        hidden = lm(inputs_embeds=lm.get_input_embeddings()(ids), use_cache=True, **{kw: branch}).last_hidden_state
+        logits = model.lm_head(hidden[:, :-1])  # position j predicts token j + 1 (answers never start a row)
+        target = labels[:, 1:]
+        losses = F.cross_entropy(logits.transpose(1, 2).float(), target.clamp_min(0), reduction="none")
+        keep = target != IGNORE
+        for b, (_, family, p, a) in enumerate(rows):
+            out[kind].append(losses[b][keep[b]].mean())
+            if kind == "mc":
+                pred = int(logits[b, len(p) - 1, letters].argmax())
+                hits.append((family, g.LETTERS[pred] == tok.decode(a[:1])))
+    return out, hits
+
+
+def letter_ids_ok(tok) -> bool:
+    return all(len(tok(L, add_special_tokens=False).input_ids) == 1 for L in g.LETTERS)
+
+
+def evaluate_stream(bb, cfg: TeacherConfig, clips: int, seed: int = 1, visual_fn=None) -> dict[str, float]:
+    """Multiple-choice accuracy per family on ``clips`` held-out stream clips (seed ``seed``; never trained on)."""
+    per: dict[str, list[bool]] = {f: [] for f in g.FAMILIES}
+    was = bb.model.training
+    bb.model.eval()
+    with torch.no_grad():
+        for i in range(clips):
+            clip = stream.make_clip(i, cfg.frames, bb.image_size, seed=seed, copies=1)
+            _, hits = clip_forward(bb, clip, Texts(bb.tokenizer, clip, kinds=("mc",)), visual_fn and visual_fn(clip))
+            for family, hit in hits:
+                per[family].append(hit)
+    bb.model.train(was)
+    acc = {f: sum(v) / len(v) for f, v in per.items() if v}
+    acc["overall"] = sum(sum(v) for v in per.values()) / max(1, sum(len(v) for v in per.values()))
+    return acc
+
+
+def train_teacher(cfg: TeacherConfig, bb, progress: bool = True, log=print, stop_after: int | None = None) -> dict:
+    """Train ``bb`` (a mini InternVL3 wrapper) in place; checkpoints under ``cfg.out``; returns the record.
+
+    Resumes from the newest checkpoint in ``cfg.out`` (weights, optimizer, RNG, history). ``stop_after``: end this
+    run after that step (checkpointed), the schedule still spanning ``cfg.steps``.
+    """
+    from safetensors.torch import load_file, save_file
+    from tqdm.auto import tqdm
+
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model = bb.model
+    assert letter_ids_ok(bb.tokenizer)
+    opt = torch.optim.AdamW(tu.param_groups(model.named_parameters(), cfg.weight_decay), lr=cfg.lr)
+    start, history, evals = 0, [], []
+    ckpt = tu.latest_checkpoint(out)
+    if ckpt is not None:
+        model.load_state_dict(load_file(str(ckpt / "model.safetensors")))
+        rec = tu.read_checkpoint(ckpt, opt)
+        start, history, evals = int(rec["step"]), rec["history"], rec["evals"]
+        log(f"resumed from {ckpt} (step {start})")
+    model.train()
+    t0 = time.perf_counter()
+    bar = tqdm(total=cfg.steps, initial=start, disable=not progress, desc="teacher", unit="step", dynamic_ncols=True)
+
+    def save(step: int):
+        state = {"config": asdict(cfg), "history": history, "evals": evals, "stage": "teacher"}
+        weights = lambda d: save_file({k: v.contiguous() for k, v in model.state_dict().items()},
+                                      str(d / "model.safetensors"))
+        tu.write_checkpoint(out, step, weights, opt, state, keep=2)
+
+    stop = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
+    for step in range(start, stop):
+        w = loss_weights(cfg, step)
+        tu.set_lr(opt, tu.lr_at(step, cfg.lr, cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio))
+        opt.zero_grad(set_to_none=True)
+        sums: dict[str, float] = {}
+        hits = []
+        kinds = tuple(k for k, v in w.items() if v > 0)
+        for c in range(cfg.clips):
+            clip = stream.make_clip(step * cfg.clips + c, cfg.frames, bb.image_size, seed=cfg.seed, copies=cfg.copies)
+            losses, h = clip_forward(bb, clip, Texts(bb.tokenizer, clip, kinds))
+            hits += h
+            total = 0.0
+            for kind, ls in losses.items():
+                if ls:
+                    m = torch.stack(ls).mean()
+                    total = total + w[kind] * m
+                    sums[kind] = sums.get(kind, 0.0) + float(m) / cfg.clips
+            (total / cfg.clips).backward()
+        if cfg.grad_clip:
+            torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+        opt.step()
+        sums["mc_acc"] = sum(h for _, h in hits) / len(hits) if hits else float("nan")
+        history.append({"step": step + 1, **{k: round(v, 4) for k, v in sums.items()}})
+        bar.update(1)
+        bar.set_postfix({k: f"{v:.3f}" for k, v in sums.items()})
+        done = step + 1
+        if not progress and done % 10 == 0:
+            recent = history[-10:]
+            log(json.dumps({"step": done, "s": round(time.perf_counter() - t0, 1),
+                            **{k: round(sum(h.get(k, 0.0) for h in recent) / len(recent), 3) for k in sums}}))
+        if cfg.eval_every and done % cfg.eval_every == 0:
+            acc = evaluate_stream(bb, cfg, cfg.eval_clips)
+            evals.append({"step": done, "seconds": round(time.perf_counter() - t0, 1), **acc})
+            log(json.dumps(evals[-1]))
+        if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done != stop:
+            save(done)
+    bar.close()
+    if stop > start or ckpt is None:
+        save(stop)
+    return {"config": asdict(cfg), "history": history, "evals": evals, "seconds": time.perf_counter() - t0,
+            "finished": stop >= cfg.steps, "steps": stop}

@@ -1,0 +1,310 @@
+"""``lfbench zoo train``: the recipe that makes every zoo checkpoint from a seed, on 2 CPU cores.
+
+Stages, each resumable (checkpoints under ``<out>/runs/<stage>``; a finished stage's export is kept and skipped):
+
+1. ``mini`` — tokenizer (byte-level BPE on synth text), then the teacher from scratch
+   (:func:`liteframe_bench.zoo.teacher.train_teacher`: grounding, then multiple choice faded in).
+2. ``mini-ctd`` — the LiteFrame student scaled to the teacher, trained by the CTD trainer
+   (:func:`liteframe_bench.methods.liteframe.ctd.train_ctd`) on the stream, targets = WAP 16x of the teacher.
+3. ``mini-lma`` — LMA (:func:`liteframe_bench.methods.liteframe.lma.train_lma`): LoRA on the teacher's LLM,
+   the student and the projector, multiple-choice answers on the stream.
+4. Cards: each checkpoint is evaluated through the real path (mp4 files, PyAV, lmms-eval's ``simple_evaluate``
+   on the synth suite's eval split) and its ``card.json`` written beside its weights.
+
+``budget_min`` scales every stage's steps by ``budget_min / NOMINAL_MIN`` (at least one step each): a quick run
+that exercises everything; the shipped checkpoints are the full recipe (``budget_min=None``).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import sys
+import time
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
+
+import torch
+
+from liteframe_bench import zoo
+from liteframe_bench.zoo.teacher import TeacherConfig
+
+#: Wall-clock minutes of the full recipe on the 2-core development machine (measured; see the cards).
+NOMINAL_MIN = 60.0
+
+STUDENT = {
+    "image_size": 224,
+    "patch_size": 28,
+    "width": 48,
+    "depth": 6,
+    "heads": 2,
+    "downsample_after": (2, 4),
+    "downsample_strides": ((2, 2, 2), (2, 1, 1)),
+    "out_width": 128,
+}
+
+
+@dataclass
+class Recipe:
+    seed: int = 0
+    teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    ctd_steps: int = 400
+    ctd_batch: int = 4
+    ctd_lr: float = 2e-3
+    lma_steps: int = 300
+    lma_batch: int = 4
+    lma_lr: float = 1e-3
+    frames: int = 16
+    eval_suite: str = "synth"
+    eval_frames: int = 16
+    eval_limit: int | None = None
+
+    def scaled(self, budget_min: float | None) -> Recipe:
+        if budget_min is None:
+            return self
+        f = budget_min / NOMINAL_MIN
+        n = lambda steps: max(1, round(steps * f))
+        t = self.teacher
+        teacher = replace(t, steps=n(t.steps), ground_steps=n(t.ground_steps), fade_steps=n(t.fade_steps),
+                          warmup_steps=n(t.warmup_steps), checkpoint_every=max(1, n(t.checkpoint_every)),
+                          eval_every=0)
+        return replace(self, teacher=teacher, ctd_steps=n(self.ctd_steps), lma_steps=n(self.lma_steps))
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def _save_half(state: dict, path: Path) -> None:
+    """float16 safetensors of a state dict (the zoo's storage format; loaded back as the run's dtype)."""
+    from safetensors.torch import save_file
+
+    save_file({k: v.detach().to("cpu", torch.float16).contiguous() for k, v in state.items()}, str(path))
+
+
+def _params(module) -> int:
+    return sum(p.numel() for p in module.parameters())
+
+
+@contextmanager
+def _zoo_root(folder: Path):
+    """Point :func:`liteframe_bench.zoo.root` at ``folder`` (the zoo being built) for the duration."""
+    old = os.environ.get("LFBENCH_ZOO")
+    os.environ["LFBENCH_ZOO"] = str(folder)
+    try:
+        yield
+    finally:
+        if old is None:
+            os.environ.pop("LFBENCH_ZOO", None)
+        else:
+            os.environ["LFBENCH_ZOO"] = old
+
+
+def _write_card(folder: Path, card: dict) -> None:
+    card["files"] = {str(p.relative_to(folder)): _sha256(p) for p in sorted(folder.rglob("*"))
+                     if p.is_file() and p.name != zoo.CARD}
+    tmp = folder / (zoo.CARD + ".tmp")
+    tmp.write_text(json.dumps(card, indent=1, default=str) + "\n")
+    tmp.replace(folder / zoo.CARD)
+
+
+def _base_card(name: str, what: str, recipe: Recipe, command: str, seconds: float) -> dict:
+    from liteframe_bench.provenance import machine
+    from liteframe_bench.zoo import stream
+
+    return {
+        "name": name,
+        "what": what,
+        "recipe": asdict(recipe),
+        "data": {"source": "synth training stream (scenes rendered to tensors, never the eval split)",
+                 "stream_seed": stream.TRAIN_SEED, "seed": recipe.seed, "frames": recipe.frames},
+        "wall_s": round(seconds, 1),
+        "command": command,
+        "machine": machine("cpu"),
+        "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+    }
+
+
+# ------------------------------------------------------------------------------------------------- stages
+
+
+def train_mini(out: Path, recipe: Recipe, command: str, progress: bool, log) -> None:
+    from liteframe_bench.backends.internvl import InternVL3
+    from liteframe_bench.presets import parameter_counts
+    from liteframe_bench.zoo import model as zm
+    from liteframe_bench.zoo.teacher import train_teacher
+
+    final = out / "mini"
+    if (final / zoo.CARD).is_file():
+        log(f"mini: done ({final})")
+        return
+    t0 = time.perf_counter()
+    runs = out / "runs" / "teacher"
+    runs.mkdir(parents=True, exist_ok=True)
+    tok_file = runs / "tokenizer.json"
+    if tok_file.is_file():
+        tok = zm.load_tokenizer(runs)
+    else:
+        tok = zm.build_tokenizer(recipe.seed)
+        zm.save_tokenizer(tok, runs)
+    net = zm.build_model(tok, recipe.seed)
+    bb = InternVL3(net, tok, source="mini (training)", system_prompt=None)
+    cfg = replace(recipe.teacher, out=str(runs), seed=recipe.seed, frames=recipe.frames)
+    record = train_teacher(cfg, bb, progress=progress, log=log)
+    final.mkdir(parents=True, exist_ok=True)
+    _save_half(net.state_dict(), final / "model.safetensors")
+    (final / "config.json").write_text(net.config.to_json_string())
+    zm.save_tokenizer(tok, final)
+    card = _base_card("mini", "mini InternVL3 (teacher), trained from scratch", recipe, command,
+                      time.perf_counter() - t0)
+    card |= {"config": json.loads(net.config.to_json_string()), "parameters": parameter_counts(net),
+             "steps": cfg.steps, "training": {"evals_on_stream": record["evals"],
+                                              "last": record["history"][-1] if record["history"] else None}}
+    _write_card(final, card)
+    log(f"mini: saved to {final}")
+
+
+def train_mini_ctd(out: Path, recipe: Recipe, command: str, progress: bool, log) -> None:
+    from liteframe_bench.backends.internvl import InternVL3
+    from liteframe_bench.methods.liteframe.ctd import STREAM, CTDConfig, train_ctd
+    from liteframe_bench.methods.liteframe.student import load_student, save_student
+
+    final = out / "mini-ctd"
+    if (final / zoo.CARD).is_file():
+        log(f"mini-ctd: done ({final})")
+        return
+    t0 = time.perf_counter()
+    with _zoo_root(out):
+        teacher = InternVL3.load("mini", dtype="float32")
+    cfg = CTDConfig(videos=STREAM, out=str(out / "runs" / "ctd"), frames=recipe.frames, student=dict(STUDENT),
+                    teacher="mini", steps=recipe.ctd_steps, batch_size=recipe.ctd_batch, lr=recipe.ctd_lr,
+                    warmup_steps=max(1, recipe.ctd_steps // 20), seed=recipe.seed, device="cpu",
+                    checkpoint_every=max(1, recipe.ctd_steps // 4), cache_targets=False)
+    res = train_ctd(cfg, progress=progress, teacher=teacher)
+    student = load_student(res["student"])
+    save_student(student, final)
+    _save_half(student.state_dict(), final / "model.safetensors")
+    card = _base_card("mini-ctd", "LiteFrame student of mini after Compressed Token Distillation (WAP 16x targets)",
+                      recipe, command, time.perf_counter() - t0)
+    card |= {"config": asdict(student.cfg), "parameters": {"student": _params(student)}, "steps": cfg.steps,
+             "training": {"first_loss": res["first_loss"], "last_loss": res["last_loss"]}}
+    _write_card(final, card)
+    log(f"mini-ctd: saved to {final}")
+
+
+def train_mini_lma(out: Path, recipe: Recipe, command: str, progress: bool, log) -> None:
+    from liteframe_bench.backends.internvl import InternVL3
+    from liteframe_bench.methods.liteframe import lma
+
+    final = out / "mini-lma"
+    if (final / zoo.CARD).is_file():
+        log(f"mini-lma: done ({final})")
+        return
+    t0 = time.perf_counter()
+    with _zoo_root(out):
+        bb = InternVL3.load("mini", dtype="float32")
+    bb.model.model.vision_tower = None
+    cfg = lma.LMAConfig(
+        student=str(out / "mini-ctd"), data=lma.STREAM, out=str(out / "runs" / "lma"), backbone="mini",
+        frames=recipe.frames, train_projector=True, lr=recipe.lma_lr, steps=recipe.lma_steps,
+        batch_size=recipe.lma_batch, warmup_steps=max(1, recipe.lma_steps // 10), seed=recipe.seed, device="cpu",
+        checkpoint_every=max(1, recipe.lma_steps // 4), lora_rank=8, lora_alpha=16.0,
+    )
+    res = lma.train_lma(cfg, progress=progress, backbone=bb)
+    src = Path(cfg.out)
+    final.mkdir(parents=True, exist_ok=True)
+    import shutil
+
+    for part in (lma.STUDENT_DIR, lma.ADAPTER_DIR):
+        shutil.rmtree(final / part, ignore_errors=True)
+        shutil.copytree(src / part, final / part)
+    shutil.copy2(src / lma.PROJECTOR_FILE, final / lma.PROJECTOR_FILE)
+    from safetensors.torch import load_file
+
+    for f in [final / lma.STUDENT_DIR / "model.safetensors", final / lma.PROJECTOR_FILE,
+              *sorted((final / lma.ADAPTER_DIR).glob("*.safetensors"))]:
+        _save_half(load_file(str(f)), f)
+    card = _base_card("mini-lma", "LiteFrame student of mini after LMA (LoRA on the LLM, student, projector)",
+                      recipe, command, time.perf_counter() - t0)
+    card |= {"config": {k: v for k, v in asdict(cfg).items() if k not in ("out", "student")},
+             "parameters": res["trainable_params"], "steps": cfg.steps,
+             "training": {"first_loss": res["first_loss"], "last_loss": res["last_loss"]}}
+    _write_card(final, card)
+    log(f"mini-lma: saved to {final}")
+
+
+# ----------------------------------------------------------------------------------------------- evaluation
+
+
+def family_accuracy(samples_file: Path) -> dict:
+    """Accuracy per synth question family from lmms-eval's per-sample rows (``*.lmms_samples.jsonl``)."""
+    per: dict[str, list[int]] = {}
+    for line in samples_file.read_text().splitlines():
+        row = json.loads(line)
+        rec = row["synth_score"]
+        per.setdefault(row["doc"]["family"], []).append(int(rec["pred_answer"] == rec["answer"]))
+    out = {f: {"accuracy": sum(v) / len(v), "questions": len(v)} for f, v in sorted(per.items())}
+    n = sum(len(v) for v in per.values())
+    out["overall"] = {"accuracy": sum(sum(v) for v in per.values()) / n if n else 0.0, "questions": n}
+    return out
+
+
+EVAL_METHODS = {"mini": "baseline", "mini-ctd": "liteframe-ctd", "mini-lma": "liteframe"}
+
+
+def evaluate_zoo(out: Path, recipe: Recipe, log, names=zoo.NAMES) -> dict:
+    """Evaluate each checkpoint through lmms-eval on the synth eval split; the numbers go into the cards."""
+    from liteframe_bench.backends.internvl import InternVL3
+    from liteframe_bench.evaluate import run_eval
+
+    results = {}
+    with _zoo_root(out):
+        bb = InternVL3.load("mini", dtype="float32")
+        for name in names:
+            card_file = out / name / zoo.CARD
+            card = json.loads(card_file.read_text())
+            method = EVAL_METHODS[name]
+            t0 = time.perf_counter()
+            summary = run_eval([method], [recipe.eval_frames], [recipe.eval_suite], backbone=bb,
+                               limit=recipe.eval_limit, out=out / "eval" / name, max_new_tokens=4)
+            samples = out / "eval" / name / f"{method}_f{recipe.eval_frames}.lmms_samples.jsonl"
+            acc = family_accuracy(samples)
+            card["eval"] = {"suite": recipe.eval_suite, "split": "eval", "frames": recipe.eval_frames,
+                            "method": method, "path": "mp4 -> PyAV -> lmms-eval simple_evaluate",
+                            "families": acc, "lmms_eval": summary["runs"][0]["results"],
+                            "wall_s": round(time.perf_counter() - t0, 1)}
+            card["summary"] = (f"{acc['overall']['accuracy']:.1%} on synth eval at {recipe.eval_frames} frames "
+                               f"({acc['overall']['questions']} questions; chance 25%)")
+            _write_card(out / name, card)
+            log(f"{name}: {card['summary']}")
+            results[name] = acc
+    return results
+
+
+def train_zoo(out: str | os.PathLike = "runs/zoo", budget_min: float | None = None, *, seed: int = 0,
+              progress: bool = True, evaluate: bool = True, eval_suite: str | None = None,
+              eval_limit: int | None = None, log=None) -> dict:
+    """Make (or finish) every zoo checkpoint under ``out``; returns {name: card}.
+
+    ``eval_suite`` / ``eval_limit`` override the recipe's card evaluation (tests use ``synth_tiny``)."""
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    log = log or (lambda msg: print(f"[lfbench zoo] {msg}", file=sys.stderr, flush=True))
+    recipe = Recipe(seed=seed).scaled(budget_min)
+    if eval_suite is not None or eval_limit is not None:
+        recipe = replace(recipe, eval_suite=eval_suite or recipe.eval_suite, eval_limit=eval_limit)
+    command = "lfbench zoo train --out DIR" + (f" --budget-min {budget_min:g}" if budget_min else "") + \
+        (f" --seed {seed}" if seed else "")
+    torch.set_num_threads(min(2, os.cpu_count() or 1)) if torch.get_num_threads() > 2 else None
+    t0 = time.perf_counter()
+    train_mini(out, recipe, command, progress, log)
+    train_mini_ctd(out, recipe, command, progress, log)
+    train_mini_lma(out, recipe, command, progress, log)
+    if evaluate:
+        todo = [n for n in zoo.NAMES if "eval" not in json.loads((out / n / zoo.CARD).read_text())]
+        if todo:
+            evaluate_zoo(out, recipe, log, todo)
+    log(f"zoo complete under {out} in {time.perf_counter() - t0:.0f} s")
+    return {n: json.loads((out / n / zoo.CARD).read_text()) for n in zoo.NAMES}

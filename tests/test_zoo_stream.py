@@ -1,0 +1,48 @@
+"""The zoo's training stream and tokenizer: deterministic, disjoint from the eval split, same prompt as the suite."""
+
+import numpy as np
+import pytest
+import torch
+
+from liteframe_bench.suites.synth import generator as g
+from liteframe_bench.zoo import stream
+
+
+def test_render_frames_equals_full_render():
+    rng = np.random.default_rng([5, 1])
+    scene, _ = g.make_scene(rng, g.SIZES["tiny"], "v", 4)
+    idx = [0, 3, 3, 7, 20, scene.num_frames - 1]
+    assert np.array_equal(g.render_frames(scene, idx), g.render(scene)[idx])
+    with pytest.raises(ValueError, match="frame indices"):
+        g.render_frames(scene, [scene.num_frames])
+
+
+def test_clip_is_deterministic_and_every_flash_is_sampled():
+    a = stream.make_clip(3, 16, 112, seed=0)
+    b = stream.make_clip(3, 16, 112, seed=0)
+    c = stream.make_clip(4, 16, 112, seed=0)
+    assert torch.equal(a.pixel_values, b.pixel_values) and a.mc == b.mc and a.description == b.description
+    assert not torch.equal(a.pixel_values, c.pixel_values)
+    assert a.pixel_values.shape == (16, 3, 112, 112)
+    idx = np.asarray(a.indices)
+    for ev in a.scene.events:  # clean labels: no flash falls between two sampled frames
+        assert ((idx >= ev.start) & (idx < ev.end)).any()
+    assert a.description.count("Frame") == len(a.scene.events)
+
+
+def test_stream_answers_are_right_and_seeds_are_not_the_suites():
+    seeds = {s for spec in g.SIZES.values() for s in spec.seeds.values()}
+    assert stream.TRAIN_SEED not in seeds
+    clip = stream.make_clip(0, 16, 112, seed=0, copies=2)
+    assert len(clip.mc) == 2 * len(g.FAMILIES)
+    for family, question, options, answer in clip.mc:
+        item = {"family": family, "question": question, "options": options, "scene": clip.scene.to_json()}
+        assert g.check_answer(item) == answer
+
+
+def test_scene_lengths_catch_every_flash():
+    for frames in (12, 16, 32):
+        for s in stream.scene_seconds(frames):
+            assert frames <= stream.FPS * s <= 2 * frames
+    with pytest.raises(ValueError, match="frames=4"):
+        stream.scene_seconds(4)
