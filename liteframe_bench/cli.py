@@ -319,6 +319,9 @@ def sweep_cmd(
         str, typer.Option(help="i/n: run every n-th cell starting at i (merge with `results merge`).")
     ] = "0/1",
     seed: Annotated[int, typer.Option(help="Seed for the tiny model and lmms-eval.")] = 0,
+    flops: Annotated[
+        bool, typer.Option(help="Also count FLOPs per stage (FlopCounterMode, one untimed run per cell).")
+    ] = False,
     json_: JsonOpt = False,
 ) -> None:
     """Accuracy (lmms-eval) and latency (profiler, timing mode) for every method x frames x suite cell."""
@@ -339,6 +342,7 @@ def sweep_cmd(
         new_tokens=new_tokens,
         shard=sweep.parse_shard(shard),
         seed=seed,
+        flops=flops,
     )
     summary = sweep.run_sweep(cfg, progress=not json_)
     if json_:
@@ -383,7 +387,9 @@ def results_show_cmd(
             "visual_tokens",
             "lat_vision_s",
             "lat_prefill_s",
+            "lat_ttft_s",
             "lat_e2e_s",
+            "flops_total",
             "reason",
         ]
     )

@@ -561,6 +561,7 @@ def estimate(
     new_tokens: int = 16,
     at: str | None = None,
     ops: bool = True,
+    prompt_tokens: int | None = None,
 ) -> dict[str, Any]:
     """Cost of one (model, method, frames) cell: per-stage FLOPs, bytes and (with ``gpu``) roofline seconds.
 
@@ -568,7 +569,8 @@ def estimate(
     spec (``at=`` inside it or the ``at`` argument overrides the reducer's ``default_at``). ``tiles``: tiles per
     frame (thumbnail included); a reducer sees them as its batch, each a ``frames x g x g`` grid.
     ``frame_text_tokens``/``fixed_text_tokens``: see the module docstring. ``new_tokens``: generated tokens
-    (``new_tokens - 1`` decode steps). A reducer that cannot serve ``frames`` returns the cell with an
+    (``new_tokens - 1`` decode steps). ``prompt_tokens``: the prompt's real length when known (a measured run),
+    instead of visual + the estimated text. A reducer that cannot serve ``frames`` returns the cell with an
     ``error`` string; invalid arguments raise :class:`SpecError`.
     """
     _check_positive("frames", frames)
@@ -578,6 +580,8 @@ def estimate(
     _check_positive("fixed_text_tokens", fixed_text_tokens, zero=True)
     if frame_text_tokens is not None:
         _check_positive("frame_text_tokens", frame_text_tokens, zero=True)
+    if prompt_tokens is not None:
+        _check_positive("prompt_tokens", prompt_tokens)
     frames, tiles, new_tokens = int(frames), int(tiles), int(new_tokens)
     name, cfg = resolve_model(model)
     geo = geometry(cfg)
@@ -635,6 +639,10 @@ def estimate(
 
     labels = frame_labels(frames, step, ordered)
     text = frame_text(labels, frame_text_tokens) + fixed_text_tokens
+    if prompt_tokens is not None:
+        if prompt_tokens < visual:
+            raise SpecError(f"prompt_tokens={prompt_tokens} is fewer than the {visual} visual tokens of {spec}")
+        text = int(prompt_tokens) - visual
     P = visual + text
     stage_ops["project"] = project_ops(geo, proj_in, b, shuffled=before if where == "mlp" else None)
     stage_ops["prefill"] = prefill_ops(geo, P, b)
@@ -710,6 +718,19 @@ def estimate(
     llm = sum(stages[s][key] for s in LLM_SIDE)
     cell["share"] = {"by": key, "vision_side": vis / (vis + llm), "llm": llm / (vis + llm)}
     return cell
+
+
+def stage_flops(model: Any, method: str, frames: int, **kw: Any) -> tuple[dict[str, float] | None, str | None]:
+    """``({stage: flops}, None)`` for one cell in the FlopCounterMode convention (what the profiler's ``--flops``
+    counts), or ``(None, reason)`` when the cost model cannot model it (a method it does not know, a frame count
+    the reducer cannot serve). ``kw`` as :func:`estimate` (``prompt_tokens``, ``new_tokens``, ``tiles``)."""
+    try:
+        cell = estimate(model, method, frames, ops=False, **kw)
+    except SpecError as e:
+        return None, str(e)
+    if "error" in cell:
+        return None, cell["error"]
+    return {s: float(cell["stages"][s]["flops"]) for s in STAGES}, None
 
 
 def vision_gflops_per_frame(model: Any = "internvl3-8b") -> float:
@@ -863,6 +884,7 @@ __all__ = [
     "report",
     "resolve_model",
     "roofline",
+    "stage_flops",
     "vision_gflops_per_frame",
     "vision_ops",
     "weight_elements",

@@ -81,6 +81,8 @@ _MARKER_POOL = [">", "d", "H", "1", "2", "3", "4", "+", "x"]
 LATENCY_LABELS = {
     "lat_e2e_s": "end-to-end latency, median (s)",
     "lat_total_s": "latency, sum of stage medians (s)",
+    "lat_ttft_s": "time to first token, median (s; vision + reduce + project + prefill)",
+    "lat_ttft_decode_s": "time to first token with the video decode, median (s)",
 }
 
 

@@ -22,6 +22,9 @@ from liteframe_bench.errors import LfbenchError
 from liteframe_bench.timing import summarize
 
 STAGES = ("decode", "vision", "reduce", "project", "prefill", "generate")
+#: Time to first token: the stages before the first new token exists (prefill ends with its argmax). ``ttft``
+#: starts from decoded frames; ``ttft_with_decode`` adds the video decode (a video file in, a token out).
+TTFT_STAGES = ("vision", "reduce", "project", "prefill")
 
 
 def flop_counter():
@@ -121,6 +124,35 @@ def _e2e(method, video, frames: int, prompt: str, new_tokens: int, clock: StageC
     return time.perf_counter() - t0, tokens, gen
 
 
+def ttft(stage_seconds: dict[str, float], with_decode: bool = False) -> float:
+    """Time to first token of one run from its per-stage seconds (stages that did not run count 0)."""
+    names = ("decode", *TTFT_STAGES) if with_decode else TTFT_STAGES
+    return sum(stage_seconds.get(s, 0.0) for s in names)
+
+
+def count_flops(method, video, frames: int, *, prompt: str = "Describe the video.", new_tokens: int = 16):
+    """FLOPs per stage of one untimed run, counted by ``FlopCounterMode`` (:func:`flop_counter`)."""
+    clock = StageClock(method.backbone.device, "flops")
+    _e2e(method, video, frames, prompt, new_tokens, clock)
+    return dict(clock.flops)
+
+
+def analytic_flops(method, frames: int, *, prompt_tokens: int, new_tokens: int):
+    """``({stage: flops}, None)`` from the cost model for this method on its backbone's config at the run's real
+    prompt length, or ``(None, reason)`` when the cost model cannot model the method."""
+    from liteframe_bench import cost
+
+    rows, cols = getattr(method, "tiles", (1, 1))
+    return cost.stage_flops(
+        method.backbone.config,
+        method.full_spec,
+        frames,
+        tiles=rows * cols,
+        prompt_tokens=prompt_tokens,
+        new_tokens=new_tokens,
+    )
+
+
 def profile_cell(
     method,
     video: str | Path,
@@ -143,14 +175,17 @@ def profile_cell(
     for _ in range(warmup):
         _e2e(method, video, frames, prompt, new_tokens, StageClock(dev, "off"))
     stage_runs: dict[str, list[float]] = defaultdict(list)
-    wall, plain, peaks = [], [], {}
+    wall, plain, peaks, first, first_decoded = [], [], {}, [], []
     tokens = gen = None
     for _ in range(repeats):
         clock = StageClock(dev, "time")
         seconds, tokens, gen = _e2e(method, video, frames, prompt, new_tokens, clock)
         wall.append(seconds)
-        for name, sec in clock.results().items():
+        per_stage = clock.results()
+        for name, sec in per_stage.items():
             stage_runs[name].append(sec)
+        first.append(ttft(per_stage))
+        first_decoded.append(ttft(per_stage, with_decode=True))
         for name, b in clock.peak_bytes.items():
             peaks[name] = max(peaks.get(name, 0), b)
         if overhead:
@@ -171,6 +206,8 @@ def profile_cell(
     if "generate" in stages and gen.new_tokens > 1:
         stages["generate"]["per_token_s"] = stages["generate"]["median_s"] / (gen.new_tokens - 1)
     e2e = summarize(wall, warmup, "perf_counter")
+    spread = lambda t: {"median_s": t.median, "q25_s": t.q25, "q75_s": t.q75}
+    clock_name = "cuda-events" if dev.type == "cuda" else "perf_counter"
     cell = {
         "frames": frames,
         "distinct_frames": tokens.distinct_frames,
@@ -179,9 +216,18 @@ def profile_cell(
         "prompt_tokens": gen.prompt_tokens,
         "new_tokens": gen.new_tokens,
         "stages": stages,
-        "end_to_end": {"median_s": e2e.median, "q25_s": e2e.q25, "q75_s": e2e.q75},
+        "ttft": spread(summarize(first, warmup, clock_name)),
+        "ttft_with_decode": spread(summarize(first_decoded, warmup, clock_name)),
+        "end_to_end": spread(e2e),
         "stage_sum_s": sum(v["median_s"] for v in stages.values()),
     }
+    modelled, why = analytic_flops(method, frames, prompt_tokens=gen.prompt_tokens, new_tokens=gen.new_tokens)
+    if modelled is None:
+        cell["flops_analytic_error"] = why
+    else:
+        for name, st in stages.items():
+            if name in modelled:
+                st["flops_analytic"] = modelled[name]
     if overhead:
         # Direct: what the clock costs per stage entry x entries per run, over the run's end-to-end time.
         # A/B: instrumented vs uninstrumented runs interleaved (noisier: run-to-run spread dominates on a CPU).
@@ -197,9 +243,7 @@ def profile_cell(
             "ab_overhead_pct": 100 * (e2e.median - base) / base,
         }
     if flops:
-        clock = StageClock(dev, "flops")
-        _e2e(method, video, frames, prompt, new_tokens, clock)
-        for name, n in clock.flops.items():
+        for name, n in count_flops(method, video, frames, prompt=prompt, new_tokens=new_tokens).items():
             stages.setdefault(name, {})["flops"] = n
     if trace_dir is not None:
         from torch.profiler import ProfilerActivity, profile, tensorboard_trace_handler
@@ -308,11 +352,12 @@ def render(report: dict) -> None:
     table = Table(
         title=f"Stage latency (median ms) — {m['source']}, {m['dtype']} on {report['machine']['device_name']}"
     )
-    for col in ("method", "frames", "vis. tokens", "prompt", *STAGES, "per tok", "end-to-end", "vision %"):
+    cols = ("method", "frames", "vis. tokens", "prompt", *STAGES, "per tok", "TTFT", "TTFT+decode", "end-to-end")
+    for col in (*cols, "vision %"):
         table.add_column(col, justify="left" if col == "method" else "right")
     for c in report["cells"]:
         if "error" in c:
-            table.add_row(c["method"], str(c["frames"]), f"[red]{c['error']}[/red]", *[""] * (len(STAGES) + 4))
+            table.add_row(c["method"], str(c["frames"]), f"[red]{c['error']}[/red]", *[""] * (len(STAGES) + 6))
             continue
         st = c["stages"]
         ms = lambda k, st=st: f"{st[k]['median_s'] * 1e3:.1f}" if "median_s" in st.get(k, {}) else "—"
@@ -326,6 +371,8 @@ def render(report: dict) -> None:
             str(c["prompt_tokens"]),
             *[ms(k) for k in STAGES],
             f"{per * 1e3:.2f}" if per else "—",
+            f"{c['ttft']['median_s'] * 1e3:.1f}",
+            f"{c['ttft_with_decode']['median_s'] * 1e3:.1f}",
             f"{e2e * 1e3:.1f}",
             f"{100 * vis / e2e:.0f}",
         )

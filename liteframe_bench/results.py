@@ -28,7 +28,10 @@ import pyarrow.parquet as pq
 from liteframe_bench.errors import LfbenchError
 from liteframe_bench.profiler import STAGES
 
-SCHEMA_VERSION = "1"
+SCHEMA_VERSION = "2"
+#: Versions this lfbench reads. v1 lacks the TTFT, total/measured FLOPs and parsed-answer columns: they read as
+#: missing values (v1 never filled ``flops_*`` either).
+READABLE_VERSIONS = ("1", "2")
 SCHEMA_KEY = b"lfbench_schema"
 KIND_KEY = b"lfbench_table"
 
@@ -80,7 +83,15 @@ CELL_COLUMNS: dict[str, str] = {
     "lat_e2e_s": "float64",  # median end-to-end wall time
     "lat_e2e_q25_s": "float64",
     "lat_e2e_q75_s": "float64",
+    "lat_ttft_s": "float64",  # time to first token: vision + reduce + project + prefill, per run; median as e2e
+    "lat_ttft_decode_s": "float64",  # the same plus the video decode
+    # FLOPs of one timing-mode run (its prompt length and fixed decode length; without timing runs, the samples'
+    # median prompt) per stage, FlopCounterMode convention, from the analytic cost model for the cell's model
+    # config, method and frames; decode is not modelled (no FLOPs column value); NaN where the model cannot say
     **{f"flops_{s}": "float64" for s in STAGES},
+    "flops_total": "float64",  # sum of the modelled stages
+    **{f"flops_measured_{s}": "float64" for s in STAGES},  # FlopCounterMode on one run (lfbench sweep --flops)
+    "flops_source": "string",  # analytic | analytic+measured | measured | "none: <why the cost model cannot>"
     "started_at": "string",
     "finished_at": "string",
 }
@@ -98,6 +109,15 @@ def _frame(rows: list[dict[str, Any]], columns: dict[str, str]) -> pd.DataFrame:
         raise LfbenchError(f"unknown result columns {extra}; the schema v{SCHEMA_VERSION} has {list(columns)}")
     df = pd.DataFrame([{c: r.get(c) for c in columns} for r in rows], columns=list(columns))
     return df.astype(columns)
+
+
+def _conform(df: pd.DataFrame, columns: dict[str, str]) -> pd.DataFrame:
+    """A table of an older schema version with the columns it lacks added as missing values, in schema order."""
+    missing = [c for c in columns if c not in df.columns]
+    if not missing:
+        return df
+    df = df.assign(**{c: pd.Series([None] * len(df), dtype=columns[c], index=df.index) for c in missing})
+    return df[[*columns, *(c for c in df.columns if c not in columns)]]
 
 
 def _atomic_parquet(df: pd.DataFrame, path: Path, kind: str) -> None:
@@ -157,9 +177,11 @@ class ResultsDir:
             version = meta.get(SCHEMA_KEY, b"").decode()
             if meta.get(KIND_KEY, b"").decode() != kind or not version:
                 raise LfbenchError(f"{f}: not an lfbench {kind} table (no lfbench_schema metadata)")
-            if version != SCHEMA_VERSION:
-                raise LfbenchError(f"{f}: results schema v{version}; this lfbench reads v{SCHEMA_VERSION}")
-            frames.append(table.to_pandas())
+            if version not in READABLE_VERSIONS:
+                raise LfbenchError(
+                    f"{f}: results schema v{version}; this lfbench reads v{', v'.join(READABLE_VERSIONS)}"
+                )
+            frames.append(_conform(table.to_pandas(), columns))
         if not frames:
             return _frame([], columns)
         return pd.concat(frames, ignore_index=True)

@@ -7,8 +7,12 @@ For each cell:
    accuracy-mode stage timings and error;
 2. latency through the profiler in timing mode on a documented subset: the first ``timing_samples`` distinct
    videos of the cell (in document order) that ran without error, each with ``warmup`` untimed runs, ``repeats``
-   timed runs and a fixed decode length of ``new_tokens``; no caches. Per stage: median over videos of the
-   per-video medians.
+   timed runs and a fixed decode length of ``new_tokens``; no caches. Per stage, end to end and for the time to
+   first token (``lat_ttft_s``: vision + reduce + project + prefill of each run; ``lat_ttft_decode_s`` with the
+   video decode): median over videos of the per-video medians;
+3. FLOPs per stage of one such run from the analytic cost model (``cost.stage_flops``: the cell's model config,
+   method, frames, the timed prompt length and decode length), and with ``flops=True`` (``--flops``) also
+   counted by ``FlopCounterMode`` on one untimed run (``flops_measured_*``).
 
 Nothing is lost: a cell's samples then its row are written atomically (``results.ResultsDir``), a rerun of the
 same command skips finished cells and redoes partial ones, and a cell that cannot run (reducer target impossible
@@ -65,6 +69,7 @@ class SweepConfig:
     new_tokens: int = 16
     shard: tuple[int, int] = (0, 1)
     seed: int = 0
+    flops: bool = False  # also count FLOPs per stage with FlopCounterMode on one run per cell (untimed)
 
     def __post_init__(self) -> None:
         if not self.methods or not self.frames or not self.suites:
@@ -161,20 +166,46 @@ def _check_feasible(method, frames: int, backbone) -> None:
     method.reducer.target_tokens(frames, side, side)
 
 
-def _timing(method, videos: list[str], frames: int, cfg: SweepConfig) -> dict[str, Any]:
+def _timing(method, videos: list[str], frames: int, cfg: SweepConfig) -> tuple[dict[str, Any], float | None]:
+    """Latency columns of the cell, and the median prompt length of its timed runs."""
     per_stage: dict[str, list[float]] = {s: [] for s in STAGES}
-    e2e = []
+    e2e, first, first_decoded, prompts = [], [], [], []
     for video in videos:
         cell = profile_cell(method, video, frames, new_tokens=cfg.new_tokens, warmup=cfg.warmup, repeats=cfg.repeats)
         for s, st in cell["stages"].items():
             per_stage[s].append(st["median_s"])
         e2e.append(cell["end_to_end"])
+        first.append(cell["ttft"]["median_s"])
+        first_decoded.append(cell["ttft_with_decode"]["median_s"])
+        prompts.append(cell["prompt_tokens"])
     med = lambda xs: statistics.median(xs) if xs else None
     out = {f"lat_{s}_s": med(v) for s, v in per_stage.items()}
     out["lat_total_s"] = sum(v for v in out.values() if v is not None) if e2e else None
     out["lat_e2e_s"] = med([e["median_s"] for e in e2e])
     out["lat_e2e_q25_s"] = med([e["q25_s"] for e in e2e])
     out["lat_e2e_q75_s"] = med([e["q75_s"] for e in e2e])
+    out["lat_ttft_s"] = med(first)
+    out["lat_ttft_decode_s"] = med(first_decoded)
+    return out, med(prompts)
+
+
+def _flops(method, frames: int, prompt_tokens: float | None, measured_on: str | None, cfg: SweepConfig):
+    """The ``flops_*`` columns: the cost model's per-stage FLOPs of one timing-mode run (its prompt length, the
+    fixed decode length), plus FlopCounterMode's count of one run on ``measured_on`` (``--flops``)."""
+    from liteframe_bench.profiler import analytic_flops, count_flops
+
+    out: dict[str, Any] = {}
+    modelled, why = (None, "no prompt length (no sample ran)")
+    if prompt_tokens is not None:
+        modelled, why = analytic_flops(method, frames, prompt_tokens=round(prompt_tokens), new_tokens=cfg.new_tokens)
+    if modelled is not None:
+        out |= {f"flops_{s}": v for s, v in modelled.items()} | {"flops_total": sum(modelled.values())}
+    sources = ["analytic"] if modelled is not None else []
+    if measured_on is not None:
+        counted = count_flops(method, measured_on, frames, new_tokens=cfg.new_tokens)
+        out |= {f"flops_measured_{s}": float(counted.get(s, 0)) for s in STAGES if s != "decode"}
+        sources.append("measured")
+    out["flops_source"] = "+".join(sources) if sources else f"none: {why}"
     return out
 
 
@@ -263,7 +294,10 @@ def run_cell(
             row["visual_tokens"] = statistics.median(s["visual_tokens"] for s in ok) if ok else None
             row["prompt_tokens"] = statistics.median(s["prompt_tokens"] for s in ok) if ok else None
             videos = list(dict.fromkeys(s["video"] for s in ok))[: cfg.timing_samples]
-            row |= _timing(method, videos, frames, cfg) | {"timing_samples": len(videos)}
+            timed, prompt = _timing(method, videos, frames, cfg)
+            row |= timed | {"timing_samples": len(videos)}
+            measured_on = (videos or [s["video"] for s in ok] or [None])[0] if cfg.flops else None
+            row |= _flops(method, frames, prompt if prompt is not None else row["prompt_tokens"], measured_on, cfg)
         sidecar.unlink(missing_ok=True)
     except (LfbenchError, torch.OutOfMemoryError) as e:
         if isinstance(e, torch.OutOfMemoryError) and torch.cuda.is_available():

@@ -283,3 +283,19 @@ def test_report_is_json_and_renders():
     text = buf.getvalue()
     assert "wap:ratio=16" in text and "cannot run" in text and "4x2x2" in text
     cost.render(cost.report("tiny", ["baseline"], [2]), console=Console(file=io.StringIO()))
+
+
+def test_real_prompt_length_and_stage_flops():
+    est = cost.estimate("internvl3-8b", "wap:ratio=16", 8, prompt_tokens=500, ops=False)
+    assert est["tokens"]["prompt"] == 500 and est["tokens"]["text"] == 500 - 128
+    geo = cost.geometry(build_config("internvl3-8b"))
+    assert est["stages"]["prefill"]["flops"] == flops(cost.prefill_ops(geo, 500))
+    with pytest.raises(SpecError, match="prompt_tokens=100 is fewer than the 128 visual tokens"):
+        cost.estimate("internvl3-8b", "wap:ratio=16", 8, prompt_tokens=100)
+    per_stage, why = cost.stage_flops("internvl3-8b", "baseline", 8)
+    assert why is None and set(per_stage) == set(cost.STAGES) and per_stage["reduce"] == 0
+    assert cost.stage_flops("internvl3-8b", "wap:ratio=16", 6)[1].startswith("ratio=16 uses a 4x2x2")
+    assert cost.stage_flops("internvl3-8b", "liteframe:checkpoint=random", 8) == (
+        None,
+        "the cost model takes baseline or a reducer spec (optionally with at=vit|mlp|proj); 'liteframe' is a method",
+    )

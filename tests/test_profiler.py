@@ -69,6 +69,13 @@ def test_profile_cells_stages_flops_trace_and_errors(video, tmp_path):
     assert base["new_tokens"] == 4 and base["stages"]["generate"]["per_token_s"] > 0
     assert base["stages"]["vision"]["flops"] > 0 and base["stages"]["prefill"]["flops"] > 0
     assert base["stage_sum_s"] <= base["end_to_end"]["median_s"] * 1.05 + 0.05
+    for c in (base, cells[("wap", 4)]):  # time to first token next to end to end, from the same runs
+        first, with_decode, e2e = c["ttft"]["median_s"], c["ttft_with_decode"]["median_s"], c["end_to_end"]["median_s"]
+        assert 0 < first < with_decode <= e2e
+        assert c["ttft"]["q25_s"] <= first <= c["ttft"]["q75_s"]
+    for stage in ("vision", "project", "prefill", "generate"):  # analytic next to counted, equal for the baseline
+        assert base["stages"][stage]["flops_analytic"] == base["stages"][stage]["flops"] > 0, stage
+    assert cells[("wap", 4)]["stages"]["reduce"]["flops_analytic"] > 0
     assert base["overhead"]["overhead_pct"] >= 0 and "ab_overhead_pct" in base["overhead"]
     assert cells[("wap", 6)]["error"].startswith("ReducerError: ratio=16 uses a 4x2x2")  # recorded, run went on
     assert cells[("baseline", 6)]["visual_tokens"] == 6 * 16

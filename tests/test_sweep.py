@@ -80,9 +80,66 @@ def test_cells_and_samples(reference):
     assert wap4["n_errors"] == 3  # missing, corrupt, sys.exit
     broken = samples[samples["error"].notna()]
     assert set(broken["correct"]) == {0.0} and len(broken) == 6 * 3
+    for _, c in cells.iterrows():  # time to first token: the stages before the first new token, with/without decode
+        assert 0 < c["lat_ttft_s"] < c["lat_ttft_decode_s"] <= c["lat_e2e_s"] * 1.05 + 0.01
+        assert c["lat_ttft_s"] >= c["lat_vision_s"] + c["lat_prefill_s"] - 1e-3
     (run,) = ResultsDir(reference).runs()
     assert run["command"].startswith(str(LFBENCH)) and run["machine"]["versions"]["torch"]
     assert run["model"]["attn_implementation"] == "sdpa" and run["machine"]["video_decoder"]
+
+
+def test_every_row_carries_the_cost_models_flops_per_stage(reference):
+    from liteframe_bench import cost
+    from liteframe_bench.presets import build_config
+    from liteframe_bench.profiler import STAGES
+
+    cells, _ = ResultsDir(reference).load()
+    assert set(cells["flops_source"]) == {"analytic"} and cells["flops_decode"].isna().all()
+    for _, c in cells.iterrows():
+        est = cost.estimate(build_config("tiny"), c["spec"], int(c["frames"]), new_tokens=2, ops=False)
+        assert c["flops_vision"] == est["stages"]["vision"]["flops"] > 0
+        assert c["flops_reduce"] == est["stages"]["reduce"]["flops"]
+        assert c["flops_total"] == sum(c[f"flops_{s}"] for s in STAGES if s != "decode")
+        assert c["flops_generate"] > 0 and c["flops_prefill"] > 0  # at the timed prompt's length
+    by = {(r["method"], r["frames"]): r for _, r in cells.iterrows()}
+    assert by[("baseline", 8)]["flops_prefill"] > by[("wap", 8)]["flops_prefill"] > 0
+    assert by[("baseline", 8)]["flops_vision"] == 2 * by[("baseline", 4)]["flops_vision"]
+
+
+def test_measured_flops_equal_the_analytic_ones_for_the_baseline(env, tmp_path):
+    res = sweep(tmp_path / "f", env, "--methods", "baseline", "--frames", "4", "--flops")
+    assert res.returncode == 0, res.stderr[-3000:]
+    (c,) = ResultsDir(tmp_path / "f").load()[0].to_dict("records")
+    assert c["flops_source"] == "analytic+measured"
+    for stage in ("vision", "project", "prefill", "generate"):  # the real prompt length: exact, not estimated
+        assert c[f"flops_measured_{stage}"] == c[f"flops_{stage}"] > 0, stage
+
+
+def test_results_of_schema_v1_still_read(reference, tmp_path):
+    """Folders written before TTFT/FLOPs/answers existed load with those columns missing, and merge."""
+    import shutil
+
+    from liteframe_bench.results import CELL_COLUMNS, SAMPLE_COLUMNS
+
+    old = tmp_path / "v1"
+    shutil.copytree(reference, old)
+    for kind, new in (("cells", ["lat_ttft_s", "lat_ttft_decode_s", "flops_total", "flops_source"]),
+                      ("samples", [c for c in SAMPLE_COLUMNS if c == "answer"])):
+        for f in (old / kind).glob("*.parquet"):
+            t = pq.read_table(f)
+            t = t.drop([c for c in t.column_names if c in new or c.startswith("flops_measured")])
+            meta = dict(t.schema.metadata) | {b"lfbench_schema": b"1"}
+            pq.write_table(t.replace_schema_metadata(meta), f)
+    cells, samples = ResultsDir(old).load()
+    assert list(cells.columns) == list(CELL_COLUMNS) and list(samples.columns) == list(SAMPLE_COLUMNS)
+    assert cells["lat_ttft_s"].isna().all() and cells["lat_e2e_s"].notna().all()
+    assert main(["results", "merge", str(old), str(reference), "--out", str(tmp_path / "m")]) == 0
+    assert len(ResultsDir(tmp_path / "m").load()[0]) == 6
+    meta = dict(pq.read_table(next((old / "cells").glob("*.parquet"))).schema.metadata)
+    pq.write_table(pa.table({"x": [1]}).replace_schema_metadata(meta | {b"lfbench_schema": b"9"}),
+                   old / "cells" / "future.parquet")
+    with pytest.raises(LfbenchError, match=r"future.parquet: results schema v9; this lfbench reads v1, v2"):
+        ResultsDir(old).load()
 
 
 def test_rerun_skips_finished_cells(reference, env):
