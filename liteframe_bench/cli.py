@@ -362,10 +362,12 @@ def results_show_cmd(
     samples: Annotated[bool, typer.Option(help="List per-sample rows instead of cells.")] = False,
     json_: JsonOpt = False,
 ) -> None:
-    """List the cells (or samples) of a results folder."""
+    """List the cells (or samples) of a results folder, each reduced cell with its agreement with the baseline."""
+    from liteframe_bench.agreement import COLUMNS, agreement_table
     from liteframe_bench.results import ResultsDir
 
     cells, rows = ResultsDir(directory).load()
+    cells = cells.join(agreement_table(cells, rows)[list(COLUMNS)], on="cell_id")
     df = rows if samples else cells
     if json_:
         sys.stdout.write(df.to_json(orient="records", indent=2) + "\n")
@@ -390,18 +392,23 @@ def results_show_cmd(
             "lat_ttft_s",
             "lat_e2e_s",
             "flops_total",
+            "agree w/ baseline",
             "reason",
         ]
     )
     table = Table(title=f"{directory} — {len(df)} {'samples' if samples else 'cells'}")
     for c in cols:
-        table.add_column(c, overflow="fold")
+        table.add_column(c, overflow="fold", no_wrap=c in ("method", "suite", "agree w/ baseline"))
     import pandas as pd
+
+    from liteframe_bench.pareto import agreement_text
 
     fmt = lambda v: "" if pd.isna(v) else f"{v:.4g}" if isinstance(v, float) else str(v)
     for _, r in df.sort_values(["suite", "method", "frames"]).iterrows():
+        if not samples:
+            r["agree w/ baseline"] = agreement_text(r.to_dict()) if pd.notna(r["agreement"]) else ""
         table.add_row(*[fmt(r[c]) for c in cols])
-    Console().print(table)
+    Console(width=max(Console().width, 180)).print(table)
 
 
 @results_app.command("export")

@@ -14,7 +14,8 @@ A spec (YAML, see ``reports/paper.yaml``) names the suites and lists figures, ea
 ``token_budget``             Fig. 3 (right): a fixed visual-token budget ``visual_tokens``: ``baseline`` at
                              ``N = visual_tokens / tokens_per_frame`` frames against ``<reducer>:ratio=R`` at
                              ``R * N`` frames for each of ``ratios``.
-``accuracy_table``           Table 1: accuracy per suite and on average, one row per method (at ``frames``).
+``accuracy_table``           Table 1: accuracy per suite and on average, one row per method (at ``frames``), and
+                             its agreement with ``baseline`` at the same frames (:mod:`liteframe_bench.agreement`).
 ``latency_accuracy_table``   Table 3: latency and accuracy of listed ``rows`` (``method@frames``).
 
 Methods are matched on their identity: the canonical spec (``wap:ratio=16`` -> ``wap``; registry defaults
@@ -43,6 +44,7 @@ import numpy as np
 import pandas as pd
 
 from liteframe_bench import pareto, plots
+from liteframe_bench.agreement import BASELINE, agreement_table
 from liteframe_bench.errors import LfbenchError, SpecError
 from liteframe_bench.results import ResultsDir
 
@@ -251,6 +253,7 @@ class _Data:
         self.methods = set(self.cells["method"])
         self.seed, self.n_boot, self.confidence = seed, n_boot, confidence
         self._boot: dict[str, np.ndarray] = {}
+        self._agreement: pd.DataFrame | None = None
         self.runs = self.rd.runs()
         #: options of the runs behind these cells, repeated in every suggested sweep
         self.sweep_settings = pareto.sweep_settings(self.runs, set(self.cells["run_id"]), self.model)
@@ -286,6 +289,15 @@ class _Data:
                         )
         cells = [(runnable[m], f, s) for m, f, s in missing]
         return pareto.sweep_commands(cells, self.rd.path, settings=self.sweep_settings), notes
+
+    @property
+    def agreement(self) -> pd.DataFrame:
+        """:func:`liteframe_bench.agreement.agreement_table` of every cell (computed once, when first needed)."""
+        if self._agreement is None:
+            self._agreement = agreement_table(
+                self.cells, self.samples, seed=self.seed, n_boot=self.n_boot, confidence=self.confidence
+            )
+        return self._agreement
 
     def boot(self, row: dict[str, Any]) -> np.ndarray:
         cid = row["cell_id"]
@@ -357,6 +369,27 @@ class _Figure:
             "ci_high": pareto._num(hi),
             "n": sum(p["n"] for p in pts),
             "boot": boot,
+        }
+
+    def agree(self, method: str, frames: int, suites: Sequence[str]) -> dict[str, Any] | None:
+        """Agreement with the baseline at the same frames, averaged over ``suites`` (stratified interval); None for
+        the baseline itself or unless the method's and the baseline's cells exist in every suite (a missing
+        baseline cell is reported as missing, so the suggested sweep fills it)."""
+        if method == BASELINE:
+            return None
+        rows = [(self.cell(method, frames, s), self.cell(BASELINE, frames, s)) for s in suites]
+        table = self.data.agreement
+        both = [r for r, b in rows if r is not None and b is not None]
+        got = [table.loc[r["cell_id"]] for r in both if r["cell_id"] in table.index]
+        if len(got) < len(suites) or any(not math.isfinite(a["agreement"]) for a in got):
+            return None
+        boot = np.mean([a["boot"] for a in got], axis=0)
+        lo, hi = pareto.percentile_interval(boot, self.data.confidence)
+        return {
+            "agreement": float(np.mean([a["agreement"] for a in got])),
+            "agree_low": pareto._num(lo),
+            "agree_high": pareto._num(hi),
+            "agree_n": int(sum(a["agree_n"] for a in got)),
         }
 
     def suites(self) -> list[str]:
@@ -493,6 +526,7 @@ def _pareto(F: _Figure, out: Path) -> dict[str, Any]:
             where=str(F.data.rd.path),
             out_hint=F.data.rd.path,
             runs=F.data.runs,
+            agreement=F.data.agreement,
         )
         section = analysis["average"] or analysis["suites"][present[0]]
         if len(present) < len(suites):
@@ -604,11 +638,16 @@ def _accuracy_table(F: _Figure, out: Path) -> dict[str, Any]:
                 entry[s] = _strip(F.acc(m, f, s))
             if len(suites) > 1:
                 entry[pareto.AVERAGE] = _strip(F.avg(m, f, suites))
+            entry["agreement"] = F.agree(m, f, suites)
             data.append(entry)
-            rows.append([m, f, *[_pct(entry[c]["accuracy"]) if entry[c] else "—" for c in cols]])
+            a = entry["agreement"]
+            agree = "—" if a is None else f"{_pct(a['agreement'])} ({_pct(a['agree_low'])}–{_pct(a['agree_high'])})"
+            rows.append([m, f, *[_pct(entry[c]["accuracy"]) if entry[c] else "—" for c in cols], agree])
     drawn = any(e[c] for e in data for c in cols)
     title = fig.get("title", "Accuracy (%)")
-    files = _write_table(out, fig["id"], ["method", "frames", *cols], rows, title, fig.get("caption")) if drawn else {}
+    agree_col = f"agreement with baseline % ({'mean over suites' if len(suites) > 1 else suites[0]}; 95% CI)"
+    header = ["method", "frames", *cols, agree_col]
+    files = _write_table(out, fig["id"], header, rows, title, fig.get("caption")) if drawn else {}
     files["json"] = _write_json(out / f"{fig['id']}.json", data)
     return F.result(drawn, files, data)
 

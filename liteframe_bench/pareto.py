@@ -35,7 +35,6 @@ Definitions
 
 from __future__ import annotations
 
-import hashlib
 import math
 import os
 import shlex
@@ -45,6 +44,15 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from liteframe_bench.agreement import agreement_table
+from liteframe_bench.bootstrap import (
+    bootstrap_ci,
+    bootstrap_means,
+    cell_seed,
+    percentile_interval,
+    scores,
+    stratified_bootstrap_ci,
+)
 from liteframe_bench.errors import LfbenchError, SpecError
 from liteframe_bench.results import CELL_COLUMNS, ResultsDir
 
@@ -58,7 +66,15 @@ NAN_POLICY = (
     "accuracy and its interval, as in the sweep's accuracy, and counted in n_unscored"
 )
 
+AGREEMENT_POLICY = (
+    "agreement with the baseline: share of samples (matched by doc_id) whose parsed answer equals the baseline "
+    "cell's at the same model, frames and suite; both errored: left out; one errored: disagree (EffiVLM-Bench's "
+    "loyalty); the average's is the mean over suites"
+)
+
 POINT_KEYS = ("method", "frames", "latency", "accuracy", "ci_low", "ci_high", "n", "dominated")
+#: What a section lists per point: :data:`POINT_KEYS`, unscored samples and the agreement with the baseline.
+POINT_KEYS_OUT = (*POINT_KEYS[:-1], "n_unscored", "agreement", "agree_low", "agree_high", "agree_n", "dominated")
 
 
 # --------------------------------------------------------------------------------------------- frontier
@@ -77,6 +93,11 @@ POINT_COLUMNS = [
     "n",
     "n_unscored",
     "boot",
+    "agreement",
+    "agree_low",
+    "agree_high",
+    "agree_n",
+    "agree_boot",
 ]
 
 
@@ -123,71 +144,6 @@ def frontier(df: pd.DataFrame) -> pd.DataFrame:
     df = sort_points(df.copy())
     df["dominated"] = dominated_mask(df["latency"].to_numpy(float), df["accuracy"].to_numpy(float)) if len(df) else []
     return df
-
-
-# -------------------------------------------------------------------------------------------- bootstrap
-
-
-def scores(correct: Iterable[float]) -> np.ndarray:
-    """The scored samples' correctness as floats: NaN (unscorable) samples dropped (see :data:`NAN_POLICY`)."""
-    x = np.asarray(list(correct) if not isinstance(correct, (np.ndarray, pd.Series)) else correct, dtype=float)
-    return x[~np.isnan(x)]
-
-
-def bootstrap_means(
-    values: Sequence[float], *, n_boot: int = 1000, rng: np.random.Generator | None = None, seed: Any = 0
-) -> np.ndarray:
-    """``n_boot`` means of resamples (with replacement, same size) of the scored ``values`` (NaN dropped).
-
-    Empty ``values`` give an array of NaN. Memory is bounded by drawing in chunks.
-    """
-    if n_boot < 1:
-        raise SpecError(f"n_boot={n_boot!r} is invalid; allowed: a positive integer")
-    x = scores(values)
-    rng = rng if rng is not None else np.random.default_rng(seed)
-    if x.size == 0:
-        return np.full(n_boot, np.nan)
-    out = np.empty(n_boot)
-    chunk = max(1, min(n_boot, 4_000_000 // x.size))
-    for s in range(0, n_boot, chunk):
-        k = min(chunk, n_boot - s)
-        out[s : s + k] = x[rng.integers(0, x.size, size=(k, x.size))].mean(axis=1)
-    return out
-
-
-def percentile_interval(means: np.ndarray, confidence: float = 0.95) -> tuple[float, float]:
-    """The percentile interval of bootstrap means (NaN, NaN when they are NaN)."""
-    if not 0 < confidence < 1:
-        raise SpecError(f"confidence={confidence!r} is invalid; allowed: a number in (0, 1)")
-    if means.size == 0 or np.isnan(means).any():
-        return math.nan, math.nan
-    a = (1 - confidence) / 2
-    lo, hi = np.quantile(means, [a, 1 - a])
-    return float(lo), float(hi)
-
-
-def bootstrap_ci(
-    correct: Sequence[float], *, n_boot: int = 1000, confidence: float = 0.95, seed: Any = 0
-) -> tuple[float, float]:
-    """95% (``confidence``) percentile bootstrap interval of mean correctness (NaN samples dropped)."""
-    return percentile_interval(bootstrap_means(correct, n_boot=n_boot, seed=seed), confidence)
-
-
-def stratified_bootstrap_ci(
-    groups: Sequence[Sequence[float]], *, n_boot: int = 1000, confidence: float = 0.95, seed: Any = 0
-) -> tuple[float, float]:
-    """Interval of the mean over groups (suites) of per-group mean correctness: resample within each group."""
-    if not groups:
-        return math.nan, math.nan
-    rng = np.random.default_rng(seed)
-    means = np.mean([bootstrap_means(g, n_boot=n_boot, rng=rng) for g in groups], axis=0)
-    return percentile_interval(means, confidence)
-
-
-def cell_seed(seed: int, *key: Any) -> list[int]:
-    """Seed material for one cell's Generator: the user's seed plus a stable hash of the cell's key."""
-    h = hashlib.sha256("\x1f".join(map(str, key)).encode()).digest()
-    return [int(seed), int.from_bytes(h[:8], "little")]
 
 
 # ---------------------------------------------------------------------------------------------- budgets
@@ -382,8 +338,10 @@ def suite_points(
     seed: int = 0,
     n_boot: int = 1000,
     confidence: float = 0.95,
+    agreement: pd.DataFrame | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any], list[str]]:
-    """Points of one suite (with ``boot``: bootstrap means per point) plus the cells left out and warnings."""
+    """Points of one suite (with ``boot``: bootstrap means per point) plus the cells left out and warnings.
+    ``agreement``: :func:`liteframe_bench.agreement.agreement_table` rows by ``cell_id`` (the points' agreement)."""
     c = cells[cells["suite"] == suite]
     ok = c[c["status"] == "ok"]
     bad = c[c["status"] != "ok"]
@@ -434,6 +392,14 @@ def suite_points(
             "n_unscored": int(np.isnan(corr).sum()),
             "boot": boot,
         }
+        agree = agreement.loc[r["cell_id"]] if agreement is not None and r["cell_id"] in agreement.index else None
+        entry |= {
+            "agreement": math.nan if agree is None else agree["agreement"],
+            "agree_low": math.nan if agree is None else agree["agree_low"],
+            "agree_high": math.nan if agree is None else agree["agree_high"],
+            "agree_n": 0 if agree is None else int(agree["agree_n"]),
+            "agree_boot": None if agree is None else agree["boot"],
+        }
         if not math.isfinite(lat):
             left["no_latency"].append({"method": entry["method"], "frames": entry["frames"], "accuracy": _num(acc)})
         elif not math.isfinite(acc):
@@ -462,6 +428,9 @@ def average_points(
             pts = [have[s] for s in suites]
             boot = np.mean([p["boot"] for p in pts], axis=0)
             lo, hi = percentile_interval(boot, confidence)
+            agreed = all(p["agree_boot"] is not None and math.isfinite(p["agreement"]) for p in pts)
+            a_boot = np.mean([p["agree_boot"] for p in pts], axis=0) if agreed else None
+            a_lo, a_hi = percentile_interval(a_boot, confidence) if agreed else (math.nan, math.nan)
             rows.append(
                 {
                     "method": key[0],
@@ -475,6 +444,11 @@ def average_points(
                     "n": int(sum(p["n"] for p in pts)),
                     "n_unscored": int(sum(p["n_unscored"] for p in pts)),
                     "boot": boot,
+                    "agreement": float(np.mean([p["agreement"] for p in pts])) if agreed else math.nan,
+                    "agree_low": a_lo,
+                    "agree_high": a_hi,
+                    "agree_n": int(sum(p["agree_n"] for p in pts)) if agreed else 0,
+                    "agree_boot": a_boot,
                 }
             )
             continue
@@ -506,7 +480,7 @@ def average_points(
 
 
 def _section(name: str, df: pd.DataFrame, budgets: Sequence[float], extra: dict[str, Any]) -> dict[str, Any]:
-    pts = _records(df, ("method", "frames", "latency", "accuracy", "ci_low", "ci_high", "n", "n_unscored", "dominated"))
+    pts = _records(df, POINT_KEYS_OUT)
     return {
         "name": name,
         "points": pts,
@@ -532,8 +506,10 @@ def analyze_tables(
     where: str = "the results",
     out_hint: str | os.PathLike = "DIR",
     runs: Sequence[dict[str, Any]] = (),
+    agreement: pd.DataFrame | None = None,
 ) -> dict[str, Any]:
-    """:func:`analyze` on already loaded tables (optionally restricted to ``methods``/``frames``)."""
+    """:func:`analyze` on already loaded tables (optionally restricted to ``methods``/``frames``). ``agreement``:
+    a precomputed :func:`~liteframe_bench.agreement.agreement_table` (when ``cells`` lacks the baseline cells)."""
     if latency not in LATENCY_COLUMNS:
         raise SpecError(f"latency={latency!r} is not a latency column; allowed: {', '.join(LATENCY_COLUMNS)}")
     if n_boot < 1:
@@ -545,6 +521,8 @@ def analyze_tables(
     if cells.empty:
         raise LfbenchError(f"no finished cells in {where}; run `lfbench sweep ... --out {out_hint}` first")
     cells, model = _select_model(cells, model, where)
+    if agreement is None:
+        agreement = agreement_table(cells, samples, seed=seed, n_boot=n_boot, confidence=confidence)
     if methods is not None:
         cells = cells[cells["method"].isin(list(methods))]
     if frames is not None:
@@ -574,7 +552,7 @@ def analyze_tables(
     left: dict[str, dict[str, Any]] = {}
     for s in suites:
         per_suite[s], left[s], w = suite_points(
-            cells, samples, s, latency=latency, seed=seed, n_boot=n_boot, confidence=confidence
+            cells, samples, s, latency=latency, seed=seed, n_boot=n_boot, confidence=confidence, agreement=agreement
         )
         warnings += w
     avg_df, missing = average_points(per_suite, cells, confidence=confidence) if len(suites) > 1 else (None, [])
@@ -610,6 +588,7 @@ def analyze_tables(
             "n_boot": n_boot,
             "confidence": confidence,
             "nan_policy": NAN_POLICY,
+            "agreement": AGREEMENT_POLICY,
             "budgets": "given" if given else "auto (1-2-5 grid over the points' latencies)",
         },
         "budgets": [float(b) for b in budgets],
@@ -704,6 +683,13 @@ def _sec(x: Any) -> str:
     return f"{x * 1e3:.3g} ms" if x < 1 else f"{x:.3g} s"
 
 
+def agreement_text(p: dict[str, Any]) -> str:
+    """``87.5 (75.0–100.0)``: agreement with the baseline and its interval, in percent; ``—`` when there is none."""
+    if p.get("agreement") is None:
+        return "—"
+    return f"{_pct(p['agreement'])} ({_pct(p.get('agree_low'))}–{_pct(p.get('agree_high'))})"
+
+
 def render(analysis: dict[str, Any], console: Any = None) -> None:
     """Print the analysis as rich tables: per section its frontier and budget table, then what is missing."""
     from rich.console import Console
@@ -725,13 +711,20 @@ def render(analysis: dict[str, Any], console: Any = None) -> None:
         if sec["name"] == AVERAGE:
             title += f" over {', '.join(sec['suites'])}"
         t = Table(title=title)
-        for col in ("method", "frames", lat, "accuracy %", "CI %", "n"):
+        for col in ("method", "frames", lat, "accuracy %", "CI %", "n", "agree w/ baseline %"):
             t.add_column(col, justify="left" if col == "method" else "right")
         for p in sec["points"]:
             style = None if not p["dominated"] else "dim"
             ci = f"{_pct(p['ci_low'])}–{_pct(p['ci_high'])}"
             t.add_row(
-                p["method"], str(p["frames"]), _sec(p["latency"]), _pct(p["accuracy"]), ci, str(p["n"]), style=style
+                p["method"],
+                str(p["frames"]),
+                _sec(p["latency"]),
+                _pct(p["accuracy"]),
+                ci,
+                str(p["n"]),
+                agreement_text(p),
+                style=style,
             )
         console.print(t)
         b = Table(title=f"{sec['name']}: best under a latency budget")

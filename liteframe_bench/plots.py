@@ -435,6 +435,7 @@ def markdown_report(analysis: dict[str, Any], images: dict[str, str]) -> str:
         "",
         f"- model: `{analysis['model']}`",
         f"- latency: `{lat}` ({latency_label(lat)}); accuracy: mean per-sample correctness ({s['nan_policy']})",
+        *([f"- {s['agreement']}"] if s.get("agreement") else []),
         f"- intervals: {s['confidence']:.0%} percentile bootstrap, {s['n_boot']} resamples, seed {s['seed']}; "
         "the average's interval is a stratified bootstrap (resampled within each suite)",
         f"- budgets: {s['budgets']}",
@@ -453,7 +454,7 @@ def markdown_report(analysis: dict[str, Any], images: dict[str, str]) -> str:
         lines += [f"Frontier ({len(sec['frontier'])} of {len(sec['points'])} points):", ""]
         lines.append(
             md_table(
-                ["method", "frames", lat, "accuracy %", "95% CI", "n"],
+                ["method", "frames", lat, "accuracy %", "95% CI", "n", "agreement with baseline % (95% CI)"],
                 [
                     [
                         f"`{p['method']}`",
@@ -462,6 +463,7 @@ def markdown_report(analysis: dict[str, Any], images: dict[str, str]) -> str:
                         _fmt_pct(p["accuracy"]),
                         f"{_fmt_pct(p['ci_low'])}–{_fmt_pct(p['ci_high'])}",
                         p["n"],
+                        pareto.agreement_text(p),
                     ]
                     for p in sec["frontier"]
                 ],
@@ -470,6 +472,22 @@ def markdown_report(analysis: dict[str, Any], images: dict[str, str]) -> str:
         dom = [p for p in sec["points"] if p["dominated"]]
         if dom:
             lines += ["", "Dominated: " + ", ".join(f"`{p['method']}`@{p['frames']}" for p in dom)]
+        agreeing = [p for p in sec["points"] if p.get("agreement") is not None]
+        if agreeing:
+            lines += [
+                "",
+                "Agreement with the baseline, every point (share of answers equal to the baseline's at the same "
+                "frames; EffiVLM-Bench's loyalty):",
+                "",
+                md_table(
+                    ["method", "frames", "accuracy %", "agreement % (95% CI)", "samples compared"],
+                    [
+                        [f"`{p['method']}`", p["frames"], _fmt_pct(p["accuracy"]), pareto.agreement_text(p),
+                         p["agree_n"]]
+                        for p in agreeing
+                    ],
+                ),
+            ]
         lines += ["", "Best under a latency budget:", ""]
         lines.append(
             md_table(

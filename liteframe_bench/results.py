@@ -45,6 +45,7 @@ SAMPLE_COLUMNS: dict[str, str] = {
     "doc_id": "int64",
     "video": "string",
     "prediction": "string",
+    "answer": "string",  # the answer the suite's scorer parsed from the prediction (e.g. a letter), when it gives one
     "target": "string",
     "correct": "float64",  # 1.0 / 0.0 (a score in [0, 1] for tasks that grade partially); NaN if unscorable
     "error": "string",  # None when the sample ran

@@ -117,6 +117,16 @@ def correctness(metrics: dict[str, Any]) -> tuple[float, str | None]:
     return float("nan"), None
 
 
+def parsed_answer(metrics: dict[str, Any]) -> str | None:
+    """The answer a suite's scorer extracted from the prediction (``pred_answer``, ``parsed_pred``, ...), if any."""
+    for value in metrics.values():
+        if isinstance(value, dict):
+            pred = next((value[k] for k in _PRED_KEYS if k in value), None)
+            if pred is not None:
+                return str(pred).strip()
+    return None
+
+
 def _sample_rows(sidecar: Path, logged: list[dict], metric_names: list[str], base: dict[str, Any]) -> list[dict]:
     side = {}
     for line in sidecar.read_text().splitlines() if sidecar.exists() else []:
@@ -125,7 +135,8 @@ def _sample_rows(sidecar: Path, logged: list[dict], metric_names: list[str], bas
     rows = []
     for s in sorted(logged, key=lambda r: r["doc_id"]):
         rec = side.get(s["doc_id"], {})
-        correct, target = correctness({m: s[m] for m in metric_names if m in s})
+        metrics = {m: s[m] for m in metric_names if m in s}
+        correct, target = correctness(metrics)
         if target is None and s.get("target") is not None:
             target = str(s["target"])
         if rec.get("error"):
@@ -137,6 +148,7 @@ def _sample_rows(sidecar: Path, logged: list[dict], metric_names: list[str], bas
                 "doc_id": int(s["doc_id"]),
                 "video": rec.get("video"),
                 "prediction": rec.get("prediction"),
+                "answer": parsed_answer(metrics),
                 "target": target,
                 "correct": correct,
                 "error": rec.get("error"),

@@ -16,7 +16,7 @@ import pytest
 from liteframe_bench.cli import main
 from liteframe_bench.errors import LfbenchError, SpecError
 from liteframe_bench.results import ResultsDir
-from liteframe_bench.sweep import SweepConfig, correctness, parse_shard
+from liteframe_bench.sweep import SweepConfig, correctness, parse_shard, parsed_answer
 
 LFBENCH = Path(sys.executable).parent / "lfbench"
 ARGS = [
@@ -217,7 +217,9 @@ def test_shards_merge_to_the_whole(reference, env, tmp_path):
 def test_show_export_json(reference, capsys, tmp_path):
     assert main(["results", "show", str(reference), "--json"]) == 0
     rows = json.loads(capsys.readouterr().out)
-    assert len(rows) == 6 and {"accuracy", "lat_e2e_s", "cell_id"} <= set(rows[0])
+    assert len(rows) == 6 and {"accuracy", "lat_e2e_s", "lat_ttft_s", "cell_id", "agreement"} <= set(rows[0])
+    for r in rows:  # 2 samples ran in both cells; the 3 that errored in both are left out
+        assert (r["agree_n"], r["agree_excluded"]) == ((None, None) if r["method"] == "baseline" else (2, 3))
     assert main(["results", "export", str(reference), "--out", str(tmp_path / "csv")]) == 0
     assert len(pd.read_csv(tmp_path / "csv" / "samples.csv")) == 30
 
@@ -270,5 +272,7 @@ def test_correctness_extraction():
     assert correctness({"acc": 1.0}) == (1.0, None)
     assert correctness({"videomme_perception_score": {"pred_answer": "b", "answer": "B"}}) == (1.0, "B")
     assert correctness({"lvb_acc": {"parsed_pred": "A", "answer": "C"}}) == (0.0, "C")
+    assert parsed_answer({"videomme_perception_score": {"pred_answer": " b", "answer": "B"}}) == "b"
+    assert parsed_answer({"acc": 1.0}) is None
     value, target = correctness({"other": "text"})
     assert value != value and target is None
