@@ -11,9 +11,12 @@ sidecar JSONL, one line per sample, flushed as it is written: ``sidecar=PATH`` o
 either, a new ``lfbench_samples_<time>_<pid>.jsonl`` in lmms-eval's ``--output_path`` folder when the lmms-eval
 command line names one, else in ``<tmp>/lfbench/`` (never the current folder; a warning names the file).
 Accuracy mode: decoded clips are reused across samples through a bounded cache, so the sidecar's ``decode`` time
-is near zero on a hit, ``clip_cached`` says which; latency comes from the profiler's timing mode, which never
-caches. A sample whose video is missing or unreadable (including built-in task helpers that call ``sys.exit()``)
-is answered with an empty string, counted wrong by the task's scorer, and its error recorded; the run goes on.
+is near zero on a hit, ``clip_cached`` says which; a video's visual tokens are reused by the questions that share
+it (same method, frames, tiles; ``tokens_cached``: no decode or encode stage then), and so is the KV cache of
+the prompt before the question (:class:`~liteframe_bench.pipeline.PrefixCache`). Latency comes from the
+profiler's timing mode, which never caches. A sample whose video is missing or unreadable (including built-in
+task helpers that call ``sys.exit()``) is answered with an empty string, counted wrong by the task's scorer, and
+its error recorded; the run goes on.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import os
 import sys
 import tempfile
 import time
+from collections import OrderedDict
 from pathlib import Path
 from typing import Any
 
@@ -32,10 +36,13 @@ from lmms_eval.api.model import lmms
 
 from liteframe_bench import registry
 from liteframe_bench.errors import LfbenchError
+from liteframe_bench.pipeline import PrefixCache
 from liteframe_bench.profiler import StageClock
 
 MODEL_ID = "lfbench"
 SIDECAR_ENV = "LFBENCH_SIDECAR"
+#: Videos whose visual tokens an accuracy run keeps (lmms-eval's ``cluster_key`` puts a video's questions together).
+TOKEN_CACHE_VIDEOS = 4
 
 log = logging.getLogger(__name__)
 
@@ -121,6 +128,8 @@ class LfbenchModel(lmms):
         from liteframe_bench.video import ClipCache
 
         self.clip_cache = clip_cache if clip_cache is not None else ClipCache()
+        # ... and a video's visual tokens across the questions that share it (same method, frames and tiles)
+        self._tokens: OrderedDict[tuple, Any] = OrderedDict()
 
     def clean(self) -> None:
         """lmms-eval's default deletes every nn.Module attribute; keep ours so the object can be reused."""
@@ -158,12 +167,21 @@ class LfbenchModel(lmms):
         try:
             path = self._video(doc_to_visual, doc)
             record["video"] = path
-            with clock.stage("decode"):
-                clip, record["clip_cached"] = self.clip_cache.load(
-                    path, self.frames, image_size=self.backbone.image_size, tiles=self.method.tiles
-                )
-            tokens = self.method.encode(clip, clock=clock)
-            gen = self.method.generate(tokens, context, max_new, clock=clock)
+            key = (path, self.frames, self.method.tiles)
+            cached = self._tokens.get(key)
+            record["tokens_cached"] = cached is not None
+            if cached is None:
+                with clock.stage("decode"):
+                    clip, record["clip_cached"] = self.clip_cache.load(
+                        path, self.frames, image_size=self.backbone.image_size, tiles=self.method.tiles
+                    )
+                cached = self._tokens[key] = (self.method.encode(clip, clock=clock), PrefixCache())
+                while len(self._tokens) > TOKEN_CACHE_VIDEOS:
+                    self._tokens.popitem(last=False)
+            else:
+                self._tokens.move_to_end(key)
+            tokens, prefix = cached
+            gen = self.method.generate(tokens, context, max_new, clock=clock, prefix=prefix)
             text = gen.text
             record |= {
                 "visual_tokens": tokens.num_tokens,

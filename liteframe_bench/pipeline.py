@@ -183,8 +183,14 @@ class VideoLLM(Method):
         *,
         min_new_tokens: int = 0,
         clock: StageClock | None = None,
+        prefix: PrefixCache | None = None,
     ) -> Generation:
-        """Greedy answer. ``min_new_tokens == max_new_tokens`` fixes the decode length (timing mode)."""
+        """Greedy answer. ``min_new_tokens == max_new_tokens`` fixes the decode length (timing mode).
+
+        ``prefix`` (accuracy mode only): a :class:`PrefixCache` kept with ``tokens``; the part of the prompt before
+        the question (chat header, frame labels, visual tokens) is prefilled once and its KV cache reused by every
+        question on the same tokens. Timing mode never passes one.
+        """
         bb = self.backbone
         own_clock = clock is None
         clock = clock or StageClock(bb.device)
@@ -204,7 +210,12 @@ class VideoLLM(Method):
         new: list[Tensor] = []
         with torch.inference_mode():
             with clock.stage("prefill"):
-                logits, cache = bb.prefill(bb.embed(ids, tokens.embeds))
+                shared = prefix is not None and prefix.matches(bb, tokens, ids)
+                if shared:
+                    cache, n = prefix.cache, prefix.length
+                    logits = bb.decode_step(ids[:, n:], cache)
+                else:
+                    logits, cache = bb.prefill(bb.embed(ids, tokens.embeds))
                 nxt = logits.argmax(dim=-1, keepdim=True)
             with clock.stage("generate"):
                 for i in range(max_new_tokens):
@@ -213,9 +224,41 @@ class VideoLLM(Method):
                     new.append(nxt)
                     if i + 1 < max_new_tokens:
                         nxt = bb.decode_step(nxt, cache).argmax(dim=-1, keepdim=True)
+            if shared:
+                prefix.rewind()
         token_ids = torch.cat(new, dim=1)[0].tolist() if new else []
         text = bb.tokenizer.decode(token_ids, skip_special_tokens=True)
         return Generation(text, int(ids.shape[1]), len(token_ids), token_ids, clock.results() if own_clock else {})
+
+
+class PrefixCache:
+    """The KV cache of a prompt's question-independent prefix, for the questions that share one video's tokens.
+
+    Built on first use from the backbone's ``prompt_prefix``; used only when the full prompt's ids start with the
+    prefix's ids (so the tokenizer split the two the same way), else the prompt is prefilled whole.
+    """
+
+    def __init__(self) -> None:
+        self.ids: Tensor | None = None
+        self.cache = None
+        self.length = 0
+
+    def matches(self, bb, tokens: VisualTokens, ids: Tensor) -> bool:
+        if self.ids is None:
+            self.ids = bb.build_prompt(None, tokens.groups)
+            self.length = int(self.ids.shape[1])
+        n = self.length
+        if ids.shape[1] <= n or not torch.equal(ids[:, :n], self.ids):
+            return False
+        if self.cache is None:
+            _, self.cache = bb.prefill(bb.embed(self.ids, tokens.embeds))
+        return True
+
+    def rewind(self) -> None:
+        """Drop what a question appended, back to the shared prefix."""
+        extra = self.cache.get_seq_length() - self.length
+        if extra > 0:
+            self.cache.crop(-extra)
 
 
 @dataclass

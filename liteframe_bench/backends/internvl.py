@@ -116,9 +116,9 @@ class InternVL3:
     def load(
         cls, model: str = "tiny", device: str = "cpu", dtype: str | torch.dtype = "auto", seed: int = 0
     ) -> InternVL3:
-        """``mini`` (the zoo's trained model, see :mod:`liteframe_bench.zoo`), ``tiny`` (seeded random), ``random:<preset>`` (a published size with random weights, for latency
-        only; its text is tokenised per character, so text-token counts run a little high), or a local folder
-        with InternVL3-*-hf weights."""
+        """``mini`` (the zoo's trained model, see :mod:`liteframe_bench.zoo`), ``tiny`` (seeded random),
+        ``random:<preset>`` (a published size with random weights, for latency only; its text is tokenised per
+        character, so text-token counts run a little high), or a local folder with InternVL3-*-hf weights."""
         from transformers import InternVLForConditionalGeneration
 
         dev = torch.device(device)
@@ -255,16 +255,19 @@ class InternVL3:
 
     # -------------------------------------------------------------------------------------------- prompt
 
-    def build_prompt(self, question: str, frames: list[tuple[str, int]]) -> Tensor:
+    def build_prompt(self, question: str | None, frames: list[tuple[str, int]]) -> Tensor:
         """Token ids [1, L] of InternVL's video prompt: per frame ``{label}: <img>`` + n context ids + ``</img>\\n``.
 
         ``frames`` lists (label, number of visual tokens) in the order the visual tokens will be scattered.
+        ``question=None``: only the part before the question (system, user header, frames), for prefix reuse.
         """
-        body = "".join(f"{label}: {IMG_START}{IMG_CONTEXT * n}{IMG_END}\n" for label, n in frames) + question
+        body = "".join(f"{label}: {IMG_START}{IMG_CONTEXT * n}{IMG_END}\n" for label, n in frames)
         text = ""
         if self.system_prompt:
             text += f"<|im_start|>system\n{self.system_prompt}<|im_end|>\n"
-        text += f"<|im_start|>user\n{body}<|im_end|>\n<|im_start|>assistant\n"
+        text += f"<|im_start|>user\n{body}"
+        if question is not None:
+            text += f"{question}<|im_end|>\n<|im_start|>assistant\n"
         ids = self.tokenizer(text, add_special_tokens=False, return_tensors="pt").input_ids
         return ids.to(self.device)
 
@@ -288,6 +291,7 @@ class InternVL3:
         return out.logits[:, -1], cache
 
     def decode_step(self, token: Tensor, cache) -> Tensor:
-        """One greedy decode step from ``token`` [1, 1]; returns the next logits [1, V]."""
+        """One greedy decode step from ``token`` [1, 1] (or k tokens [1, k] continuing the cache, e.g. a question
+        after a shared prefix); returns the next logits [1, V]."""
         out = self.model(input_ids=token, use_cache=True, logits_to_keep=1, **{self._cache_kw: cache})
         return out.logits[:, -1]

@@ -68,17 +68,16 @@ def load_mini(device, dtype):
     from safetensors.torch import load_file
     from transformers import InternVLConfig, InternVLForConditionalGeneration
 
-    from liteframe_bench.zoo.model import load_tokenizer
+    from liteframe_bench.zoo.model import load_state, load_tokenizer
 
     folder = path("mini")
     cfg = InternVLConfig.from_dict(json.loads((folder / "config.json").read_text()))
     cfg._attn_implementation = "sdpa"
     tok = load_tokenizer(folder)
     net = InternVLForConditionalGeneration(cfg)  # a few million parameters: built on the CPU, then overwritten
-    state = load_file(str(folder / "model.safetensors"))
-    missing = set(net.state_dict()) - set(state)
-    if missing:
-        raise LfbenchError(f"{folder / 'model.safetensors'}: weights missing for {sorted(missing)[:3]} ...")
-    net.load_state_dict({k: v.float() for k, v in state.items()})
+    try:
+        load_state(net, load_file(str(folder / "model.safetensors")), str(folder / "model.safetensors"))
+    except ValueError as e:
+        raise LfbenchError(str(e)) from None
     net.generation_config.pad_token_id = tok.pad_token_id
     return net.to(device=device, dtype=dtype).eval(), tok

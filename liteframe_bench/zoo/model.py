@@ -3,8 +3,9 @@
 Architecture (``mini_config``): InternViT-style vision tower (4 layers, width 128, 4 heads) on 224 px frames
 cut into 28 px patches (an 8x8 grid, so each projected token covers 56x56 px after InternVL's 2x2 pixel shuffle:
 16 tokens per frame, like the ``tiny`` preset), InternVL's projector, and a 4-layer Qwen2 LLM (width 256, 8
-heads, 4 KV heads). Patches of 28 px instead of InternViT's 14 keep the grid (and so every token count) of a
-112 px model while the small corner objects of the synth suite stay several pixels wide.
+heads, 4 KV heads; input embeddings tied to the output head, as in the small Qwen2.5 models). Patches of 28 px
+instead of InternViT's 14 keep the grid (and so every token count) of a 112 px model while the small corner
+objects of the synth suite stay several pixels wide.
 
 Tokenizer (``build_tokenizer``): a byte-level BPE (``tokenizers``) trained on text the synth generator writes
 (prompts, questions, options, descriptions, InternVL's frame labels), digits split one by one so frame labels of
@@ -40,7 +41,7 @@ TEXT = {
     "intermediate_size": 768,
     "max_position_embeddings": 32_768,
     "rope_theta": 10_000.0,
-    "tie_word_embeddings": False,
+    "tie_word_embeddings": True,
 }
 
 
@@ -54,7 +55,7 @@ def mini_config(tokenizer):
         text_config=text,
         image_token_id=tokenizer.convert_tokens_to_ids("<IMG_CONTEXT>"),
         image_seq_length=16,
-        tie_word_embeddings=False,
+        tie_word_embeddings=True,
     )
     cfg._attn_implementation = "sdpa"
     return cfg
@@ -132,6 +133,27 @@ def build_model(tokenizer, seed: int = 0):
         net = InternVLForConditionalGeneration(mini_config(tokenizer))
     net.generation_config.pad_token_id = tokenizer.pad_token_id
     return net
+
+
+def _tied(model) -> bool:
+    return model.lm_head.weight is model.get_input_embeddings().weight
+
+
+def state_to_save(model) -> dict:
+    """The state dict without the output head when it is tied to the input embeddings (safetensors refuses shared
+    tensors); :func:`load_state` re-ties it."""
+    state = model.state_dict()
+    if _tied(model):
+        state.pop("lm_head.weight", None)
+    return {k: v.contiguous() for k, v in state.items()}
+
+
+def load_state(model, state: dict, where: str = "state dict") -> None:
+    """Load ``state`` (float32 or float16) into ``model`` strictly, allowing only a tied head to be absent."""
+    missing, unexpected = model.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
+    allowed = {"lm_head.weight"} if _tied(model) else set()
+    if set(missing) - allowed or unexpected:
+        raise ValueError(f"{where}: missing {sorted(set(missing) - allowed)[:3]}, unexpected {sorted(unexpected)[:3]}")
 
 
 def config_json(model) -> dict:

@@ -85,6 +85,48 @@ def describe(scene, indices: list[int]) -> str:
     return " ".join(parts)
 
 
+ROLES = ("background", "large", "corners", "flashes")
+
+
+def token_labels(scene, indices: list[int], grid: int) -> dict[str, np.ndarray]:
+    """What lies under each cell of a ``grid x grid`` split of the sampled frames: ``role`` (index into
+    :data:`ROLES`), ``colour`` and ``shape`` (names; ``""`` for the background's shape), each ``[T, grid, grid]``.
+
+    A cell is labelled with the object covering most of its pixels (flashes drawn over the large object, the
+    large object over corner objects, as :func:`~liteframe_bench.suites.synth.generator.render` draws them),
+    or the background when no object touches it.
+    """
+    things = [("background", scene.background, "")]
+    paint = []
+    for obj in sorted(scene.objects, key=lambda o: o.role != "small"):
+        things.append(("corners" if obj.role == "small" else "large", obj.colour, obj.shape))
+        paint.append((len(things) - 1, obj, None))
+    for ev in scene.events:
+        things.append(("flashes", ev.colour, ev.shape))
+        paint.append((len(things) - 1, None, ev))
+    idx = np.asarray(indices)
+    ids = np.zeros((idx.size, scene.height, scene.width), dtype=np.int16)
+    for k, obj, ev in paint:
+        if obj is not None:
+            mask, r = g.shape_mask(obj.shape, obj.radius), obj.radius
+            xs, ys = obj.centre(idx, scene.num_frames)
+            for j in range(idx.size):
+                ids[j, ys[j] - r : ys[j] + r + 1, xs[j] - r : xs[j] + r + 1][mask] = k
+        else:
+            mask, r = g.shape_mask(ev.shape, ev.radius), ev.radius
+            for j in np.flatnonzero((idx >= ev.start) & (idx < ev.end)).tolist():
+                ids[j, ev.y - r : ev.y + r + 1, ev.x - r : ev.x + r + 1][mask] = k
+    ch, cw = scene.height // grid, scene.width // grid
+    cells = ids[:, : ch * grid, : cw * grid].reshape(idx.size, grid, ch, grid, cw).transpose(0, 1, 3, 2, 4)
+    counts = np.stack([(cells == k).sum(axis=(3, 4)) for k in range(len(things))], axis=-1)
+    counts[..., 0] = 0  # any object pixel beats the background
+    best = np.where(counts.max(axis=-1) > 0, counts.argmax(axis=-1), 0)
+    role = np.vectorize(lambda k: ROLES.index(things[k][0]))(best)
+    colour = np.vectorize(lambda k: things[k][1])(best)
+    shape = np.vectorize(lambda k: things[k][2])(best)
+    return {"role": role.astype(np.int64), "colour": colour, "shape": shape}
+
+
 def option_text(options: list[str], letter: str) -> str:
     return options[g.LETTERS.index(letter)][3:]
 
@@ -97,14 +139,17 @@ class Clip:
     indices: list[int]
     mc: list[tuple[str, str, list[str], str]]
     description: str
+    labels: dict[str, np.ndarray] | None = None  # token_labels on the projected grid (when asked)
 
 
-def make_clip(index: int, frames: int, image_size: int, seed: int = 0, copies: int = 2) -> Clip:
-    """Clip ``index`` of the stream with seed ``seed``: pixels at ``image_size``, questions, description."""
+def make_clip(index: int, frames: int, image_size: int, seed: int = 0, copies: int = 2, grid: int = 0) -> Clip:
+    """Clip ``index`` of the stream with seed ``seed``: pixels at ``image_size``, questions, description, and
+    (``grid > 0``) :func:`token_labels` on a ``grid x grid`` split of each frame."""
     from liteframe_bench.video import preprocess, sample_indices
 
     rng = np.random.default_rng([TRAIN_SEED, seed, 7, index])
     scene, plan = make_train_scene(rng, index, frames)
     indices = sample_indices(scene.num_frames, frames)
     px = preprocess(g.render_frames(scene, indices), image_size=image_size)[0]
-    return Clip(index, px, scene, indices, mc_questions(rng, scene, plan, copies), describe(scene, indices))
+    labels = token_labels(scene, indices, grid) if grid else None
+    return Clip(index, px, scene, indices, mc_questions(rng, scene, plan, copies), describe(scene, indices), labels)

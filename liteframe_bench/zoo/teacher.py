@@ -29,6 +29,7 @@ from liteframe_bench.backends.internvl import IMG_CONTEXT, IMG_END, IMG_START
 from liteframe_bench.methods.liteframe import train_utils as tu
 from liteframe_bench.suites.synth import generator as g
 from liteframe_bench.suites.synth.utils import DEFAULT_POST_PROMPT, OPTION_PROMPT
+from liteframe_bench.zoo import model as zm
 from liteframe_bench.zoo import stream
 
 IGNORE = -100
@@ -40,14 +41,17 @@ class TeacherConfig:
     steps: int = 1500
     frames: int = 16
     clips: int = 2  # clips per optimizer step
-    copies: int = 2  # multiple-choice questions per family per clip
+    copies: int = 1  # multiple-choice questions per family per clip
     lr: float = 1e-3
     weight_decay: float = 0.05
     warmup_steps: int = 100
     min_lr_ratio: float = 0.05
     grad_clip: float = 1.0
-    ground_steps: int = 300  # steps of grounding before multiple choice fades in
-    fade_steps: int = 300
+    vision_steps: int = 150  # first steps: only the word loss on visual tokens (no LLM), vision_clips per step
+    vision_clips: int = 8
+    ground_steps: int = 300  # step at which multiple choice starts to fade in (grounding only before)
+    fade_steps: int = 200
+    word_weight: float = 1.0
     seed: int = 0
     checkpoint_every: int = 100
     eval_every: int = 100
@@ -55,10 +59,12 @@ class TeacherConfig:
 
 
 def loss_weights(cfg: TeacherConfig, step: int) -> dict[str, float]:
-    """Grounding (describe, open) at full weight throughout; mc from 0 to 1 over ``fade_steps`` after
-    ``ground_steps``."""
+    """The curriculum: the word loss on visual tokens throughout; after ``vision_steps`` the grounding texts
+    (describe, open) at full weight; mc from 0 to 1 over ``fade_steps`` after ``ground_steps``."""
+    if step < cfg.vision_steps:
+        return {"words": cfg.word_weight, "describe": 0.0, "open": 0.0, "mc": 0.0}
     ramp = min(1.0, max(0.0, (step - cfg.ground_steps) / max(cfg.fade_steps, 1)))
-    return {"describe": 1.0, "open": 1.0, "mc": ramp}
+    return {"words": cfg.word_weight, "describe": 1.0, "open": 1.0, "mc": ramp}
 
 
 def mc_text(question: str, options: list[str]) -> str:
@@ -119,33 +125,75 @@ def _branch(cache, n: int, config):
     return DynamicCache(ddp_cache_data=data, config=config)
 
 
-def clip_forward(bb, clip: stream.Clip, texts: Texts, visual=None):
+class WordIds:
+    """Token ids of the words the visual tokens are taught to resemble (first token of ``" " + word``)."""
+
+    def __init__(self, tok):
+        first = lambda w: tok(" " + w, add_special_tokens=False).input_ids[0]
+        self.colours = sorted(set(g.OBJECT_COLOURS) | set(g.BACKGROUND_COLOURS))
+        self.ids = {
+            "role": torch.tensor([first(w) for w in stream.ROLES]),
+            "colour": torch.tensor([first(w) for w in self.colours]),
+            "shape": torch.tensor([first(w) for w in g.SHAPES]),
+        }
+        for name, ids in self.ids.items():
+            if len(set(ids.tolist())) != len(ids):
+                raise ValueError(f"the tokenizer gives two {name} words the same first token: {ids.tolist()}")
+
+    def targets(self, labels: dict) -> dict[str, torch.Tensor]:
+        colour = [self.colours.index(c) for c in labels["colour"].reshape(-1).tolist()]
+        shape = [g.SHAPES.index(s) if s else IGNORE for s in labels["shape"].reshape(-1).tolist()]
+        return {"role": torch.as_tensor(labels["role"].reshape(-1)), "colour": torch.tensor(colour),
+                "shape": torch.tensor(shape)}
+
+
+def word_loss(lm, tokens: torch.Tensor, labels: dict, words: WordIds):
+    """Grounding of the visual tokens in the LLM's own vocabulary: each projected token [N, D] is scored against
+    the input embeddings of the role, colour and shape words (tied to the output head), cross-entropy against
+    what lies under it. Returns (loss, {role/colour/shape accuracy})."""
+    E = lm.get_input_embeddings().weight
+    total, acc = 0.0, {}
+    for name, target in words.targets(labels).items():
+        target = target.to(tokens.device)
+        logits = tokens @ E[words.ids[name].to(tokens.device)].T
+        total = total + F.cross_entropy(logits.float(), target, ignore_index=IGNORE)
+        keep = target != IGNORE
+        acc[name] = float((logits.argmax(-1)[keep] == target[keep]).float().mean()) if keep.any() else float("nan")
+    return total, acc
+
+
+def clip_forward(bb, clip: stream.Clip, texts: Texts, visual=None, words: WordIds | None = None):
     """Per-row token losses and letter predictions for one clip: ({kind: [losses]}, mc rows' (family, hit)).
 
     ``bb``: an :class:`~liteframe_bench.backends.internvl.InternVL3` wrapper (modules in train or eval mode as
     the caller set them). ``visual``: ``(tokens [N, D], groups)`` to use instead of the backbone's vision tower
     and projector (e.g. a student's); ``groups`` are the prompt's (label, tokens) pairs.
-    The frames are prefilled once; each kind of text continues the prefix's KV cache as one batch.
+    The frames are prefilled once; each kind of text continues the prefix's KV cache as one batch. With ``words``
+    and the clip's token labels, ``out["words"]`` holds :func:`word_loss` and ``out["word_acc"]`` its accuracies.
     """
     from transformers import DynamicCache
 
     model, tok = bb.model, bb.tokenizer
     lm = model.model.language_model
+    out: dict = {"describe": [], "open": [], "mc": []}
+    hits = []
     if visual is None:
         px = clip.pixel_values.to(bb.device)
         tokens = bb.project(bb.vision(px).grid).flatten(0, 2)
         groups = [(f"Frame{i + 1}", tokens.shape[0] // px.shape[0]) for i in range(px.shape[0])]
+        if words is not None and clip.labels is not None:
+            out["words"], out["word_acc"] = word_loss(lm, tokens, clip.labels, words)
     else:
         tokens, groups = visual
+    if not texts.rows:
+        return out, hits
     body = "".join(f"{label}: {IMG_START}{IMG_CONTEXT * n}{IMG_END}\n" for label, n in groups)
     prefix = torch.tensor([tok("<|im_start|>user\n" + body, add_special_tokens=False).input_ids], device=bb.device)
     cache = DynamicCache(config=model.config.text_config)
     kw = _cache_kw(lm)
     lm(inputs_embeds=bb.embed(prefix, tokens), use_cache=True, **{kw: cache})
-    out: dict[str, list[torch.Tensor]] = {"describe": [], "open": [], "mc": []}
-    hits = []
     letters = torch.tensor([tok.convert_tokens_to_ids(L) for L in g.LETTERS], device=bb.device)
-    for kind in out:
+    for kind in ("describe", "open", "mc"):
         rows = [r for r in texts.rows if r[0] == kind]
         if not rows:
             continue
@@ -186,6 +234,12 @@ def evaluate_stream(bb, cfg: TeacherConfig, clips: int, seed: int = 1, visual_fn
     return acc
 
 
+def _clip_index(cfg: TeacherConfig, step: int, c: int) -> int:
+    """Stream index of clip ``c`` of ``step``: every clip of the run is a new one, the same on a resumed run."""
+    before = min(step, cfg.vision_steps) * cfg.vision_clips + max(0, step - cfg.vision_steps) * cfg.clips
+    return before + c
+
+
 def train_teacher(cfg: TeacherConfig, bb, progress: bool = True, log=print, stop_after: int | None = None) -> dict:
     """Train ``bb`` (a mini InternVL3 wrapper) in place; checkpoints under ``cfg.out``; returns the record.
 
@@ -203,7 +257,7 @@ def train_teacher(cfg: TeacherConfig, bb, progress: bool = True, log=print, stop
     start, history, evals = 0, [], []
     ckpt = tu.latest_checkpoint(out)
     if ckpt is not None:
-        model.load_state_dict(load_file(str(ckpt / "model.safetensors")))
+        zm.load_state(model, load_file(str(ckpt / "model.safetensors")), str(ckpt))
         rec = tu.read_checkpoint(ckpt, opt)
         start, history, evals = int(rec["step"]), rec["history"], rec["evals"]
         log(f"resumed from {ckpt} (step {start})")
@@ -213,29 +267,38 @@ def train_teacher(cfg: TeacherConfig, bb, progress: bool = True, log=print, stop
 
     def save(step: int):
         state = {"config": asdict(cfg), "history": history, "evals": evals, "stage": "teacher"}
-        weights = lambda d: save_file({k: v.contiguous() for k, v in model.state_dict().items()},
-                                      str(d / "model.safetensors"))
+        weights = lambda d: save_file(zm.state_to_save(model), str(d / "model.safetensors"))
         tu.write_checkpoint(out, step, weights, opt, state, keep=2)
 
     stop = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
+    words = WordIds(bb.tokenizer)
+    grid = bb.grid_side // bb.shuffle
     for step in range(start, stop):
         w = loss_weights(cfg, step)
         tu.set_lr(opt, tu.lr_at(step, cfg.lr, cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio))
         opt.zero_grad(set_to_none=True)
         sums: dict[str, float] = {}
         hits = []
-        kinds = tuple(k for k, v in w.items() if v > 0)
-        for c in range(cfg.clips):
-            clip = stream.make_clip(step * cfg.clips + c, cfg.frames, bb.image_size, seed=cfg.seed, copies=cfg.copies)
-            losses, h = clip_forward(bb, clip, Texts(bb.tokenizer, clip, kinds))
+        kinds = tuple(k for k, v in w.items() if v > 0 and k != "words")
+        n_clips = cfg.clips if kinds else cfg.vision_clips
+        for c in range(n_clips):
+            clip = stream.make_clip(_clip_index(cfg, step, c), cfg.frames, bb.image_size, seed=cfg.seed,
+                                    copies=cfg.copies, grid=grid)
+            losses, h = clip_forward(bb, clip, Texts(bb.tokenizer, clip, kinds), words=words)
             hits += h
             total = 0.0
-            for kind, ls in losses.items():
-                if ls:
-                    m = torch.stack(ls).mean()
-                    total = total + w[kind] * m
-                    sums[kind] = sums.get(kind, 0.0) + float(m) / cfg.clips
-            (total / cfg.clips).backward()
+            for kind, value in losses.items():
+                if kind == "word_acc":
+                    for k, v in value.items():
+                        sums[f"{k}_acc"] = sums.get(f"{k}_acc", 0.0) + v / n_clips
+                    continue
+                if isinstance(value, list):
+                    if not value:
+                        continue
+                    value = torch.stack(value).mean()
+                total = total + w[kind] * value
+                sums[kind] = sums.get(kind, 0.0) + float(value) / n_clips
+            (total / n_clips).backward()
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
@@ -247,7 +310,8 @@ def train_teacher(cfg: TeacherConfig, bb, progress: bool = True, log=print, stop
         if not progress and done % 10 == 0:
             recent = history[-10:]
             log(json.dumps({"step": done, "s": round(time.perf_counter() - t0, 1),
-                            **{k: round(sum(h.get(k, 0.0) for h in recent) / len(recent), 3) for k in sums}}))
+                            **{k: round(sum(h.get(k, 0.0) for h in recent) / len(recent), 3) for k in sums
+                               if k in recent[0]}}))
         if cfg.eval_every and done % cfg.eval_every == 0:
             acc = evaluate_stream(bb, cfg, cfg.eval_clips)
             evals.append({"step": done, "seconds": round(time.perf_counter() - t0, 1), **acc})

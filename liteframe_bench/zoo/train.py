@@ -154,7 +154,7 @@ def train_mini(out: Path, recipe: Recipe, command: str, progress: bool, log) -> 
     cfg = replace(recipe.teacher, out=str(runs), seed=recipe.seed, frames=recipe.frames)
     record = train_teacher(cfg, bb, progress=progress, log=log)
     final.mkdir(parents=True, exist_ok=True)
-    _save_half(net.state_dict(), final / "model.safetensors")
+    _save_half(zm.state_to_save(net), final / "model.safetensors")
     (final / "config.json").write_text(net.config.to_json_string())
     zm.save_tokenizer(tok, final)
     card = _base_card("mini", "mini InternVL3 (teacher), trained from scratch", recipe, command,

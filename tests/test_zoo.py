@@ -1,0 +1,135 @@
+"""The model zoo: shipped checkpoints load and answer, cards are complete, `zoo train` runs end to end and resumes,
+and scores aggregate correctly (per family, recomputed independently from the per-sample rows)."""
+
+import json
+import re
+import subprocess
+import sys
+from collections import defaultdict
+from pathlib import Path
+
+import pytest
+
+from liteframe_bench import zoo
+from liteframe_bench.suites.synth import generator as g
+
+pytestmark = pytest.mark.skipif(
+    not all((zoo.SHIPPED / n / zoo.CARD).is_file() for n in zoo.NAMES), reason="zoo checkpoints not shipped"
+)
+
+
+@pytest.fixture(scope="module")
+def mini():
+    from liteframe_bench.backends.internvl import InternVL3
+
+    return InternVL3.load("mini", dtype="float32")
+
+
+def test_cards_are_complete_and_the_zoo_is_small():
+    total = 0
+    for entry in zoo.entries():
+        card = entry["card"]
+        for key in ("what", "config", "parameters", "data", "steps", "wall_s", "machine", "command", "eval"):
+            assert key in card, f"{entry['name']}: card lacks {key}"
+        fam = card["eval"]["families"]
+        assert set(fam) == {*g.FAMILIES, "overall"}
+        total += entry["bytes"]
+        for rel, sha in card["files"].items():  # the card names the exact files beside it
+            import hashlib
+
+            assert hashlib.sha256((Path(entry["path"]) / rel).read_bytes()).hexdigest() == sha
+    assert total <= 25e6
+    assert [e["name"] for e in zoo.entries()] == list(zoo.NAMES)
+
+
+def test_student_is_scaled_by_the_papers_rules():
+    from liteframe_bench.bench.encoders import count_flops, teacher_flops
+    from liteframe_bench.methods.liteframe.student import load_student
+
+    card = zoo.card("mini")
+    student = load_student(zoo.path("mini-ctd"))
+    cfg = student.cfg
+    assert cfg.depth % 3 == 0 and cfg.downsample_after == (cfg.depth // 3, 2 * cfg.depth // 3)
+    from transformers.models.internvl.configuration_internvl import InternVLVisionConfig
+
+    vc = InternVLVisionConfig(**{k: card["config"]["vision_config"][k] for k in (
+        "hidden_size", "num_hidden_layers", "num_attention_heads", "intermediate_size", "image_size", "patch_size")})
+    vc._attn_implementation = "sdpa"
+    import torch
+
+    x = torch.zeros(1, 8, 3, cfg.image_size, cfg.image_size)
+    ratio = count_flops(lambda: student(x)) / teacher_flops(8, vc)
+    assert ratio <= 0.2
+    # output = the teacher's ViT grid after WAP 16x (4 frames x 2 x 2 blocks)
+    side = vc.image_size[0] // vc.patch_size[0]
+    assert tuple(student.output_grid(16)) == (4, side // 2, side // 2)
+
+
+def test_shipped_teacher_and_students_beat_chance(mini):
+    """Fixed subset (the first 8 eval scenes, rendered without the codec), deterministic, a few seconds."""
+    from liteframe_bench.pipeline import build_method
+    from liteframe_bench.zoo.check import accuracy
+
+    for spec in ("baseline", "liteframe"):
+        acc = accuracy(build_method(spec, mini), frames=16, videos=8)
+        assert acc["questions"] == 40
+        assert acc["overall"] >= 0.4, (spec, acc)
+        assert acc["global"] >= 0.5, (spec, acc)
+    again = accuracy(build_method("baseline", mini), frames=16, videos=8)
+    assert again == accuracy(build_method("baseline", mini), frames=16, videos=8)
+
+
+def test_liteframe_needs_no_checkpoint_on_mini_only(mini):
+    from liteframe_bench.backends.internvl import InternVL3
+    from liteframe_bench.errors import SpecError
+    from liteframe_bench.pipeline import build_method
+
+    m = build_method("liteframe", mini)
+    assert m.spec == "liteframe" and Path(m.folder) == zoo.path("mini-lma")
+    assert Path(build_method("liteframe-ctd", mini).folder) == zoo.path("mini-ctd")
+    with pytest.raises(SpecError, match="only --model mini has a default"):
+        build_method("liteframe", InternVL3.load("tiny"))
+
+
+def _letter(text: str) -> str:
+    """An independent reading of a response (the responses here are short: a letter, maybe punctuation)."""
+    m = re.search(r"\b([ABCD])\b", text)
+    return m.group(1) if m else ""
+
+
+def test_scores_aggregate_per_family_as_the_rows_say(tmp_path, mini):
+    """Sweep with the trained model; per-family and overall accuracy recomputed from the per-sample predictions
+    and the suite's own answer key agree with the cell row, lmms-eval's score and the zoo's family aggregation."""
+    from liteframe_bench.results import ResultsDir
+    from liteframe_bench.sweep import SweepConfig, run_sweep
+
+    cfg = SweepConfig(methods=["baseline", "wap"], frames=[16], suites=["synth"], out=str(tmp_path / "r"),
+                      model="mini", limit=60, timing_samples=0)
+    run_sweep(cfg, progress=False)
+    store = ResultsDir(tmp_path / "r")
+    cells = store.cells()
+    samples = store.samples()
+    docs = g.load("default", "eval")  # lmms-eval's doc_id is the index in the task's documents
+    per_method = {}
+    for method, rows in samples.groupby("method"):
+        fam = defaultdict(list)
+        assert sorted(rows.doc_id) == list(range(60))
+        for r in rows.itertuples():
+            doc = docs[r.doc_id]
+            assert r.target == doc["answer"]
+            fam[doc["family"]].append(_letter(r.prediction) == doc["answer"])
+        overall = sum(sum(v) for v in fam.values()) / sum(len(v) for v in fam.values())
+        cell = cells[cells.method == method].iloc[0]
+        assert cell.accuracy == pytest.approx(overall)
+        assert cell.official_score == pytest.approx(100 * overall)
+        per_method[method] = {f: sum(v) / len(v) for f, v in fam.items()}
+    assert per_method["baseline"] != per_method["wap"]
+    assert len(set(per_method["baseline"].values())) > 1  # families differ: a mixed-up aggregation would show
+
+
+def test_zoo_ls_json():
+    out = subprocess.run([sys.executable, "-m", "liteframe_bench.cli", "zoo", "ls", "--json"], capture_output=True,
+                         text=True, check=True)
+    data = json.loads(out.stdout)
+    assert [c["name"] for c in data["checkpoints"]] == list(zoo.NAMES)
+    assert all("eval" in c["card"] for c in data["checkpoints"])
