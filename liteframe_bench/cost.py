@@ -72,6 +72,11 @@ Token accounting (as ``pipeline.VideoLLM.encode``/``generate`` build the prompt)
 ``frames x g x g`` grid. At ``vit`` it keeps ``target_tokens(frames, g, g)`` per tile of the ``[frames, g, g, C]``
 patch grid and the projector sees that times ``r^2`` (pixel shuffle); at ``mlp`` and ``proj`` it keeps
 ``target_tokens(frames, g r, g r)`` of the pixel-shuffled (``mlp``, before the MLP) or projected tokens.
+A method that declares ``cost_geometry`` (``lowres``) is the baseline on the geometry it returns: ``lowres``
+feeds the ViT images of side ``s' < s`` (a multiple of ``p / r``), so the ViT runs on ``(s'/p)^2 + 1`` tokens per
+image (its FLOPs fall with the square of the side, attention's with the fourth power) and the projector and the
+LLM get ``(s'/p)^2 r^2`` tokens per tile; the resize of the decoded frames and the bicubic interpolation of the
+position embeddings are elementwise (not counted), and the position table is counted at its interpolated size.
 Text: each ``label: <img>`` ... ``</img>\\n`` group costs ``frame_text_tokens`` (default ``6 + digits(label)``:
 ``Frame``, one token per digit, ``:``, `` ``, ``<img>``, ``</img>``, ``\\n`` in the Qwen2 tokenizer); there is
 one ``Frame{t+1}`` group per frame that keeps tokens (every ``bt``-th frame after a ``bt``-frame block reducer at
@@ -503,12 +508,14 @@ def frame_text(labels: Sequence[str], frame_text_tokens: int | None) -> int:
     return sum(FRAME_TEXT_BASE + sum(ch.isdigit() for ch in lab) for lab in labels)
 
 
-def _method(method: str, at: str | None = None) -> tuple[str, Any, str | None]:
-    """``(spec, reducer or None, insertion point or None)`` from ``baseline`` or a reducer spec.
+def _method(method: str, at: str | None = None) -> tuple[str, Any, str | None, Any]:
+    """``(spec, reducer or None, insertion point or None, geometry method or None)`` from ``baseline``, a reducer
+    spec, or a registered method that declares ``cost_geometry(geometry) -> Geometry`` (it changes what the
+    backbone computes, e.g. ``lowres`` runs the ViT on smaller images, and is otherwise the baseline).
 
     As ``pipeline.build_method``: a reducer spec may carry ``at=vit|mlp|proj`` (else the reducer's
-    ``default_at``); the ``at`` argument wins over both. SpecError for an unknown spec, a method other than
-    ``baseline``, an invalid ``at``, or a reducer without a regular-grid output placed at ``vit``.
+    ``default_at``); the ``at`` argument wins over both. SpecError for an unknown spec, another method, an
+    invalid ``at``, or a reducer without a regular-grid output placed at ``vit``.
     """
     from liteframe_bench import registry
     from liteframe_bench.interfaces import INSERTION_POINTS
@@ -518,13 +525,15 @@ def _method(method: str, at: str | None = None) -> tuple[str, Any, str | None]:
     name, params = registry.parse_spec(method)
     spec_at = params.pop("at", None)
     if name == "baseline" and not params and spec_at is None:
-        return "baseline", None, None
+        return "baseline", None, None, None
     rebuilt = name + (":" + ",".join(f"{k}={v}" for k, v in params.items()) if params else "")
     entry = registry.get(name)
+    if entry.kind == "method" and hasattr(entry.cls, "cost_geometry") and spec_at is None:
+        return method.strip(), None, None, registry.create(rebuilt)
     if entry.kind != "reducer":
         raise SpecError(
-            f"the cost model takes baseline or a reducer spec (optionally with at=vit|mlp|proj); {name!r} is a "
-            f"{entry.kind}"
+            "the cost model takes baseline, a reducer spec (optionally with at=vit|mlp|proj) or a method that "
+            f"declares its geometry (lowres); {name!r} is a {entry.kind} without one"
         )
     reducer = registry.create(rebuilt)
     where = at or spec_at or reducer.default_at
@@ -534,7 +543,7 @@ def _method(method: str, at: str | None = None) -> tuple[str, Any, str | None]:
         raise SpecError(
             f"reducer {name!r} does not output a regular grid, so it cannot run at vit; allowed: at=mlp, at=proj"
         )
-    return method.strip(), reducer, where
+    return method.strip(), reducer, where, None
 
 
 # ------------------------------------------------------------------------------------------- estimate
@@ -585,7 +594,9 @@ def estimate(
     frames, tiles, new_tokens = int(frames), int(tiles), int(new_tokens)
     name, cfg = resolve_model(model)
     geo = geometry(cfg)
-    spec, reducer, where = _method(method, at)
+    spec, reducer, where, host = _method(method, at)
+    if host is not None:
+        geo = host.cost_geometry(geo)
     g_spec = get_gpu(gpu) if gpu is not None else None
     b = dtype_bytes
     n = frames * tiles

@@ -4,5 +4,5 @@ They register through the ``lfbench.methods`` entry point (``builtin``), the sam
 uses; importing this package registers everything below.
 """
 
-from liteframe_bench.methods import baseline, reducers  # noqa: F401
+from liteframe_bench.methods import baseline, lowres, reducers  # noqa: F401
 from liteframe_bench.methods.liteframe import methods as liteframe_methods  # noqa: F401

@@ -117,7 +117,8 @@ def test_bench_reducers_json_small(tmp_path, capsys):
     assert report["layer"]["shape"] == [4, 1025, 1024] and report["layer"]["median_ms"] > 0
     rows = {r["spec"]: r for r in report["reducers"]}
     assert rows["wap:ratio=16"]["shape"] == [4, 32, 32, 1024] and rows["wap:ratio=16"]["tokens_out"] == 4 * 1024 // 16
-    assert rows["tome:ratio=16"]["shape"] == [4, 16, 16, 3584] and rows["tome:ratio=16"]["tokens_out"] == 4 * 256 // 16
+    assert rows["tome:ratio=16"]["shape"] == [4, 16, 16, 4096]  # at mlp, its default: the pixel-shuffled 4C
+    assert rows["tome:ratio=16"]["tokens_out"] == 4 * 256 // 16
     for r in rows.values():
         assert r["ratio_to_layer"] == pytest.approx(r["median_ms"] / report["layer"]["median_ms"])
     assert report["machine"]["versions"]["torch"]

@@ -297,5 +297,6 @@ def test_real_prompt_length_and_stage_flops():
     assert cost.stage_flops("internvl3-8b", "wap:ratio=16", 6)[1].startswith("ratio=16 uses a 4x2x2")
     assert cost.stage_flops("internvl3-8b", "liteframe:checkpoint=random", 8) == (
         None,
-        "the cost model takes baseline or a reducer spec (optionally with at=vit|mlp|proj); 'liteframe' is a method",
+        "the cost model takes baseline, a reducer spec (optionally with at=vit|mlp|proj) or a method that declares "
+        "its geometry (lowres); 'liteframe' is a method without one",
     )

@@ -34,6 +34,8 @@ VARIANTS = [
     "subsample:pick=center",
     "fastvid:retain=0.25",
     "avgpool:block=2x4x4",
+    "random:scope=clip",
+    "random:tokens=64",
 ]
 B, T, H, W, C = 2, 8, 16, 16, 64  # widths are multiples of 64 in real models (ToMe chunks by 64)
 
