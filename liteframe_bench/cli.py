@@ -451,9 +451,21 @@ def pareto_cmd(
     out: Annotated[
         Path | None, typer.Option(help="Report folder (default DIR/report; keep it inside DIR/report).")
     ] = None,
-    latency: Annotated[str, typer.Option(help="Latency column: lat_e2e_s, lat_total_s or one stage lat_<stage>_s.")] = (
-        "lat_e2e_s"
-    ),
+    latency: Annotated[
+        str,
+        typer.Option(
+            help="x axis: measured lat_e2e_s (e2e), lat_ttft_s (ttft), ttft_decode, lat_total_s or lat_<stage>_s; "
+            "modelled predicted:GPU / predicted_ttft:GPU (roofline at --at-scale, e.g. predicted:h100); "
+            "flops; visual_tokens."
+        ),
+    ] = "lat_e2e_s",
+    at_scale: Annotated[
+        str | None,
+        typer.Option(
+            help="Model size for predicted:GPU, flops and visual_tokens: a preset (internvl3-8b, the default for "
+            "predicted) or a local model folder."
+        ),
+    ] = None,
     budgets: Annotated[
         str | None, typer.Option(help="Comma-separated latency budgets in seconds (default: auto).")
     ] = None,
@@ -481,6 +493,7 @@ def pareto_cmd(
         model=model,
         seed=seed,
         n_boot=n_boot,
+        at_scale=at_scale,
     )
     if json_:
         _print_json(result)

@@ -8,7 +8,9 @@ A spec (YAML, see ``reports/paper.yaml``) names the suites and lists figures, ea
 ``latency_split_analytic``   Fig. 1(b) at real scale from the analytic cost model alone (no results, no GPU):
                              :func:`figures_analytic`. Cells over the LLM context are drawn hatched and marked.
 ``pareto``                   Fig. 2: the latency/accuracy Pareto plot of the listed methods x frames, averaged
-                             over the suites (stratified bootstrap CIs; :mod:`liteframe_bench.pareto`).
+                             over the suites (stratified bootstrap CIs; :mod:`liteframe_bench.pareto`); its
+                             ``latency`` may be any axis of :mod:`liteframe_bench.axes` (``predicted:h100`` with
+                             ``at_scale``, ``ttft``, ``flops``, ``visual_tokens``).
 ``accuracy_vs_frames``       Fig. 3 (left): accuracy against frames (log x), one line per method, a panel per
                              suite and one for the average.
 ``token_budget``             Fig. 3 (right): a fixed visual-token budget ``visual_tokens``: ``baseline`` at
@@ -43,7 +45,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from liteframe_bench import pareto, plots
+from liteframe_bench import axes, pareto, plots
 from liteframe_bench.agreement import BASELINE, agreement_table
 from liteframe_bench.errors import LfbenchError, SpecError
 from liteframe_bench.results import ResultsDir
@@ -59,7 +61,7 @@ TOP_KEYS = {"name", "description", "model", "latency", "suites", "seed", "n_boot
 KIND_KEYS: dict[str, tuple[set[str], set[str]]] = {  # kind -> (required keys, optional keys)
     "latency_split": ({"methods", "frames"}, {"suite", "unit"}),
     "latency_split_analytic": ({"methods", "frames"}, {"model", "gpu", "new_tokens", "tiles"}),
-    "pareto": ({"methods", "frames"}, {"suites", "latency"}),
+    "pareto": ({"methods", "frames"}, {"suites", "latency", "at_scale"}),
     "accuracy_vs_frames": ({"methods", "frames"}, {"suites"}),
     "token_budget": ({"visual_tokens", "ratios"}, {"baseline", "reducer", "tokens_per_frame", "suites"}),
     "accuracy_table": ({"methods", "frames"}, {"suites"}),
@@ -215,6 +217,11 @@ def load_spec(spec: str | os.PathLike | dict[str, Any] | None) -> dict[str, Any]
                 f"{where}: unknown key(s) {', '.join(sorted(extra))}; allowed for {f['kind']}: "
                 f"{', '.join(sorted(req | opt | COMMON_KEYS))}"
             )
+        if f["kind"] == "pareto" and ("latency" in f or "at_scale" in f):
+            try:
+                axes.parse(f.get("latency", lat), f.get("at_scale"))
+            except SpecError as e:
+                raise SpecError(f"{where}: {e}") from None
     return {
         "source": src,
         "name": data.get("name", Path(src).stem),
@@ -498,12 +505,13 @@ def _latency_split(F: _Figure, out: Path) -> dict[str, Any]:
 def _pareto(F: _Figure, out: Path) -> dict[str, Any]:
     fig = F.fig
     latency = fig.get("latency", F.spec["latency"])
+    axis = axes.parse(latency, fig.get("at_scale"))
     mf = _method_frames(fig, fig["id"])
     suites = F.suites()
     for m, frames in mf:
         for f in frames:
             for s in suites:
-                F.cell(m, f, s, latency=latency)
+                F.cell(m, f, s, latency=axis.column if axis.kind == "measured" else None)
     present = [s for s in suites if s in F.data.suites]
     keep = np.zeros(len(F.data.cells), dtype=bool)
     for m, frames in mf:
@@ -527,6 +535,7 @@ def _pareto(F: _Figure, out: Path) -> dict[str, Any]:
             out_hint=F.data.rd.path,
             runs=F.data.runs,
             agreement=F.data.agreement,
+            at_scale=fig.get("at_scale"),
         )
         section = analysis["average"] or analysis["suites"][present[0]]
         if len(present) < len(suites):
@@ -539,7 +548,13 @@ def _pareto(F: _Figure, out: Path) -> dict[str, Any]:
     drawn = bool(section and section["points"])
     if drawn:
         files = plots.pareto_plot(
-            section, out / fig["id"], title=fig.get("title"), latency=latency, confidence=F.data.confidence
+            section,
+            out / fig["id"],
+            title=fig.get("title"),
+            latency=latency,
+            confidence=F.data.confidence,
+            axis=analysis["latency_axis"],
+            note=pareto.axis_sentence(analysis),
         )
         files = {k: v for k, v in files.items() if k in ("png", "svg")}
     files["json"] = _write_json(out / f"{fig['id']}.json", section)

@@ -44,7 +44,9 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from liteframe_bench import axes
 from liteframe_bench.agreement import agreement_table
+from liteframe_bench.axes import LATENCY_COLUMNS
 from liteframe_bench.bootstrap import (
     bootstrap_ci,
     bootstrap_means,
@@ -54,10 +56,8 @@ from liteframe_bench.bootstrap import (
     stratified_bootstrap_ci,
 )
 from liteframe_bench.errors import LfbenchError, SpecError
-from liteframe_bench.results import CELL_COLUMNS, ResultsDir
+from liteframe_bench.results import ResultsDir
 
-#: Cell columns that can serve as the latency axis.
-LATENCY_COLUMNS: tuple[str, ...] = tuple(c for c in CELL_COLUMNS if c.startswith("lat_") and c.endswith("_s"))
 #: Name of the average-over-suites section.
 AVERAGE = "average"
 #: How unscorable/errored samples enter accuracy and its interval.
@@ -339,9 +339,11 @@ def suite_points(
     n_boot: int = 1000,
     confidence: float = 0.95,
     agreement: pd.DataFrame | None = None,
+    no_value: dict[str, str] | None = None,
 ) -> tuple[pd.DataFrame, dict[str, Any], list[str]]:
     """Points of one suite (with ``boot``: bootstrap means per point) plus the cells left out and warnings.
-    ``agreement``: :func:`liteframe_bench.agreement.agreement_table` rows by ``cell_id`` (the points' agreement)."""
+    ``agreement``: :func:`liteframe_bench.agreement.agreement_table` rows by ``cell_id`` (the points' agreement);
+    ``no_value``: why a cell has no value on the latency axis, by ``cell_id``."""
     c = cells[cells["suite"] == suite]
     ok = c[c["status"] == "ok"]
     bad = c[c["status"] != "ok"]
@@ -401,7 +403,10 @@ def suite_points(
             "agree_boot": None if agree is None else agree["boot"],
         }
         if not math.isfinite(lat):
-            left["no_latency"].append({"method": entry["method"], "frames": entry["frames"], "accuracy": _num(acc)})
+            why = (no_value or {}).get(r["cell_id"], "no latency (accuracy-only run)")
+            left["no_latency"].append(
+                {"method": entry["method"], "frames": entry["frames"], "accuracy": _num(acc), "reason": why}
+            )
         elif not math.isfinite(acc):
             left["no_accuracy"].append({"method": entry["method"], "frames": entry["frames"], "latency": lat})
         else:
@@ -411,9 +416,14 @@ def suite_points(
 
 
 def average_points(
-    per_suite: dict[str, pd.DataFrame], all_cells: pd.DataFrame, *, confidence: float = 0.95
+    per_suite: dict[str, pd.DataFrame],
+    all_cells: pd.DataFrame,
+    *,
+    confidence: float = 0.95,
+    no_value: dict[str, str] | None = None,
 ) -> tuple[pd.DataFrame, list[dict[str, Any]]]:
-    """Average over the suites of ``per_suite`` (points with ``boot``), and the (method, frames) left out."""
+    """Average over the suites of ``per_suite`` (points with ``boot``), and the (method, frames) left out
+    (``no_value``: why a cell has no value on the latency axis, by ``cell_id``)."""
     suites = sorted(per_suite)
     keys: dict[tuple[str, int], dict[str, Any]] = {}
     for s in suites:
@@ -465,7 +475,7 @@ def average_points(
             elif c[["accuracy"]].isna().all(axis=None):
                 reasons[s] = "no accuracy"
             else:
-                reasons[s] = "no latency (accuracy-only run)"
+                reasons[s] = (no_value or {}).get(c.iloc[0]["cell_id"], "no value on the latency axis")
         missing.append(
             {
                 "method": key[0],
@@ -507,11 +517,11 @@ def analyze_tables(
     out_hint: str | os.PathLike = "DIR",
     runs: Sequence[dict[str, Any]] = (),
     agreement: pd.DataFrame | None = None,
+    at_scale: str | None = None,
 ) -> dict[str, Any]:
     """:func:`analyze` on already loaded tables (optionally restricted to ``methods``/``frames``). ``agreement``:
     a precomputed :func:`~liteframe_bench.agreement.agreement_table` (when ``cells`` lacks the baseline cells)."""
-    if latency not in LATENCY_COLUMNS:
-        raise SpecError(f"latency={latency!r} is not a latency column; allowed: {', '.join(LATENCY_COLUMNS)}")
+    axis = axes.parse(latency, at_scale)
     if n_boot < 1:
         raise SpecError(f"n_boot={n_boot!r} is invalid; allowed: a positive integer")
     if budgets is not None:
@@ -546,16 +556,29 @@ def analyze_tables(
             raise LfbenchError(f"unknown suite {unknown[0]!r} in {where}; allowed: {', '.join(present)}")
     cells = cells[cells["suite"].isin(suites)]
     samples = samples[samples["cell_id"].isin(set(cells["cell_id"]))]
+    ok = cells["status"] == "ok"
+    value, no_value = axes.values(axis, cells[ok])
+    cells = cells.assign(**{axes.DERIVED: value.reindex(cells.index)}) if axis.column == axes.DERIVED else cells
 
     warnings: list[str] = []
     per_suite: dict[str, pd.DataFrame] = {}
     left: dict[str, dict[str, Any]] = {}
     for s in suites:
         per_suite[s], left[s], w = suite_points(
-            cells, samples, s, latency=latency, seed=seed, n_boot=n_boot, confidence=confidence, agreement=agreement
+            cells,
+            samples,
+            s,
+            latency=axis.column,
+            seed=seed,
+            n_boot=n_boot,
+            confidence=confidence,
+            agreement=agreement,
+            no_value=no_value,
         )
         warnings += w
-    avg_df, missing = average_points(per_suite, cells, confidence=confidence) if len(suites) > 1 else (None, [])
+    avg_df, missing = (
+        average_points(per_suite, cells, confidence=confidence, no_value=no_value) if len(suites) > 1 else (None, [])
+    )
     given = budgets is not None
     if budgets is None:
         lats = [x for df in per_suite.values() for x in df["latency"]]
@@ -581,7 +604,8 @@ def analyze_tables(
     return {
         "results_dir": where,
         "model": model,
-        "latency": latency,
+        "latency": axis.spec,
+        "latency_axis": axis.to_json(),
         "accuracy": "accuracy",
         "settings": {
             "seed": seed,
@@ -636,8 +660,12 @@ def analyze(
     seed: int = 0,
     n_boot: int = 1000,
     confidence: float = 0.95,
+    at_scale: str | None = None,
 ) -> dict[str, Any]:
     """Pareto analysis of a results folder as a JSON-ready dict.
+
+    ``latency``: the x axis (:mod:`liteframe_bench.axes`: a measured column, ``predicted:GPU`` at ``at_scale``,
+    ``flops`` or ``visual_tokens``); ``latency_axis`` in the result says which and whether it is modelled.
 
     ``{"results_dir", "model", "latency", "settings", "budgets", "suites": {suite: section}, "average":
     section | None (with ``suites``, ``missing``, ``sweeps``), "provenance", "warnings"}``; a section has
@@ -661,6 +689,7 @@ def analyze(
         where=str(rd.path),
         out_hint=rd.path,
         runs=rd.runs(),
+        at_scale=at_scale,
     )
     used = cells[cells["suite"].isin(list(out["suites"]))]
     if out["model"] is not None:
@@ -677,10 +706,17 @@ def _pct(x: Any) -> str:
     return "—" if x is None else f"{100 * x:.1f}"
 
 
-def _sec(x: Any) -> str:
-    if x is None:
-        return "—"
-    return f"{x * 1e3:.3g} ms" if x < 1 else f"{x:.3g} s"
+def axis_sentence(analysis: dict[str, Any]) -> str:
+    """One sentence saying which axis is measured and which is modelled (for the console, report and plot)."""
+    axis = analysis["latency_axis"]
+    prov = analysis.get("provenance") or {}
+    devices = ", ".join(prov.get("devices", [])) or "the sweep's device"
+    acc = f"accuracy: measured in {analysis['results_dir']} ({analysis['model']} on {devices})"
+    if axis["kind"] == "modelled":
+        return f"{acc}; latency: MODELLED, not measured — {axis['note']}"
+    if axis["kind"] == "counted":
+        return f"{acc}; x axis: counted, not timed — {axis['note']}"
+    return f"{acc}; latency: measured ({axis['label']}) on {devices}"
 
 
 def agreement_text(p: dict[str, Any]) -> str:
@@ -700,12 +736,15 @@ def render(analysis: dict[str, Any], console: Any = None) -> None:
         console.width = 100
     sections = [*analysis["suites"].values(), *([analysis["average"]] if analysis.get("average") else [])]
     lat = analysis["latency"]
+    axis = analysis["latency_axis"]
+    fmt = lambda x: axes.format_value(x, axis["unit"])
     console.print(
         f"[bold]lfbench pareto[/bold] {analysis['results_dir']}  model={analysis['model']}  "
         f"latency={lat}  {analysis['settings']['confidence']:.0%} bootstrap CI "
         f"(n_boot={analysis['settings']['n_boot']}, seed={analysis['settings']['seed']})",
         highlight=False,
     )
+    console.print(axis_sentence(analysis), highlight=False, style="bold yellow" if axis["kind"] == "modelled" else None)
     for sec in sections:
         title = f"{sec['name']}: Pareto frontier ({len(sec['frontier'])} of {len(sec['points'])} points)"
         if sec["name"] == AVERAGE:
@@ -719,7 +758,7 @@ def render(analysis: dict[str, Any], console: Any = None) -> None:
             t.add_row(
                 p["method"],
                 str(p["frames"]),
-                _sec(p["latency"]),
+                fmt(p["latency"]),
                 _pct(p["accuracy"]),
                 ci,
                 str(p["n"]),
@@ -732,10 +771,10 @@ def render(analysis: dict[str, Any], console: Any = None) -> None:
             b.add_column(col, justify="left" if col == "method" else "right")
         for r in sec["budget_table"]:
             b.add_row(
-                _sec(r["budget_s"]),
+                fmt(r["budget_s"]),
                 r["method"] or "(none fits)",
                 str(r["frames"] or "—"),
-                _sec(r["latency"]),
+                fmt(r["latency"]),
                 _pct(r["accuracy"]),
             )
         console.print(b)
@@ -745,7 +784,7 @@ def render(analysis: dict[str, Any], console: Any = None) -> None:
             )
         for e in sec.get("no_latency", []):
             console.print(
-                f"  no latency (accuracy-only run): {e['method']} @ {e['frames']} frames",
+                f"  not on the plot: {e['method']} @ {e['frames']} frames: {e.get('reason') or 'no latency'}",
                 style="yellow",
                 highlight=False,
             )

@@ -26,7 +26,8 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from liteframe_bench import pareto
+from liteframe_bench import axes, pareto
+from liteframe_bench.errors import LfbenchError
 
 #: Fixed colours for the methods of the paper (tab10 order); others get a stable colour from a hash of the name.
 METHOD_COLORS: dict[str, str] = {
@@ -78,12 +79,6 @@ FRAME_MARKERS: dict[int, str] = {
 }
 _MARKER_POOL = [">", "d", "H", "1", "2", "3", "4", "+", "x"]
 
-LATENCY_LABELS = {
-    "lat_e2e_s": "end-to-end latency, median (s)",
-    "lat_total_s": "latency, sum of stage medians (s)",
-    "lat_ttft_s": "time to first token, median (s; vision + reduce + project + prefill)",
-    "lat_ttft_decode_s": "time to first token with the video decode, median (s)",
-}
 
 
 def method_color(method: str) -> str:
@@ -103,10 +98,11 @@ def frame_marker(frames: int) -> str:
 
 
 def latency_label(column: str) -> str:
-    if column in LATENCY_LABELS:
-        return LATENCY_LABELS[column]
-    m = re.fullmatch(r"lat_(\w+)_s", column)
-    return f"{m.group(1)} stage latency, median (s)" if m else column
+    """The axis label of a ``--latency`` value (:mod:`liteframe_bench.axes`), or the value itself."""
+    try:
+        return axes.parse(column).label
+    except LfbenchError:
+        return column
 
 
 def slug(name: str) -> str:
@@ -158,9 +154,13 @@ def pareto_plot(
     title: str | None = None,
     latency: str = "lat_e2e_s",
     confidence: float = 0.95,
+    axis: dict[str, Any] | None = None,
+    note: str | None = None,
 ) -> dict[str, Any]:
     """Draw one analysis section (points with latency, accuracy, ci_low/ci_high, dominated) to PNG + SVG.
 
+    ``axis``: the analysis's ``latency_axis`` (label, and whether it is measured or modelled: a modelled axis
+    says so in the title); ``note``: a line under the plot (which axis is measured, which modelled).
     Returns ``{"png", "svg", "points", "frontier"}``.
     """
     pts = [p for p in section["points"] if p["latency"] is not None and p["accuracy"] is not None]
@@ -200,7 +200,7 @@ def pareto_plot(
     ax.xaxis.set_major_locator(ticker.LogLocator(subs=(1.0, 2.0, 5.0)))
     ax.xaxis.set_major_formatter(ticker.FuncFormatter(lambda x, _: f"{x:g}"))
     ax.xaxis.set_minor_formatter(ticker.NullFormatter())
-    ax.set_xlabel(latency_label(latency) + " — log scale")
+    ax.set_xlabel((axis["label"] if axis else latency_label(latency)) + " — log scale")
     ax.set_ylabel(f"accuracy (%), {confidence:.0%} bootstrap CI")
     ax.grid(True, which="both", alpha=0.25)
     name = section.get("name", "")
@@ -208,7 +208,13 @@ def pareto_plot(
         title = f"Latency–accuracy Pareto: {name}"
         if section.get("suites"):
             title += f" (mean over {', '.join(section['suites'])})"
+        if axis and axis["kind"] == "modelled":
+            title += "\naccuracy measured, latency MODELLED (roofline lower bound)"
     ax.set_title(title, fontsize=11)
+    if note:
+        import textwrap
+
+        fig.supxlabel(textwrap.fill(note, 110), fontsize=7, color="#444444")
     if not pts:
         ax.text(0.5, 0.5, "no points", transform=ax.transAxes, ha="center", va="center")
     methods = sorted({p["method"] for p in pts})
@@ -409,12 +415,6 @@ def grouped_bars_plot(
 # ---------------------------------------------------------------------------------------------- report
 
 
-def _fmt_s(x: Any) -> str:
-    if x is None:
-        return "—"
-    return f"{x * 1e3:.3g} ms" if x < 1 else f"{x:.3g} s"
-
-
 def _fmt_pct(x: Any) -> str:
     return "—" if x is None else f"{100 * x:.1f}"
 
@@ -428,13 +428,18 @@ def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
 def markdown_report(analysis: dict[str, Any], images: dict[str, str]) -> str:
     """``report.md`` text: provenance, then per section its plot (relative path), frontier and budget tables."""
     lat = analysis["latency"]
+    axis = analysis["latency_axis"]
+    fmt = lambda x: axes.format_value(x, axis["unit"])
     s = analysis["settings"]
     prov = analysis.get("provenance") or {}
     lines = [
         f"# lfbench pareto: {analysis['results_dir']}",
         "",
+        f"**{pareto.axis_sentence(analysis)}**",
+        "",
         f"- model: `{analysis['model']}`",
-        f"- latency: `{lat}` ({latency_label(lat)}); accuracy: mean per-sample correctness ({s['nan_policy']})",
+        f"- latency: `{lat}` ({axis['label']}; {axis['kind']}); accuracy: mean per-sample correctness "
+        f"({s['nan_policy']})",
         *([f"- {s['agreement']}"] if s.get("agreement") else []),
         f"- intervals: {s['confidence']:.0%} percentile bootstrap, {s['n_boot']} resamples, seed {s['seed']}; "
         "the average's interval is a stratified bootstrap (resampled within each suite)",
@@ -459,7 +464,7 @@ def markdown_report(analysis: dict[str, Any], images: dict[str, str]) -> str:
                     [
                         f"`{p['method']}`",
                         p["frames"],
-                        _fmt_s(p["latency"]),
+                        fmt(p["latency"]),
                         _fmt_pct(p["accuracy"]),
                         f"{_fmt_pct(p['ci_low'])}–{_fmt_pct(p['ci_high'])}",
                         p["n"],
@@ -494,10 +499,10 @@ def markdown_report(analysis: dict[str, Any], images: dict[str, str]) -> str:
                 ["budget", "method", "frames", lat, "accuracy %"],
                 [
                     [
-                        _fmt_s(r["budget_s"]),
+                        fmt(r["budget_s"]),
                         f"`{r['method']}`" if r["method"] else "(none fits)",
                         r["frames"] or "—",
-                        _fmt_s(r["latency"]),
+                        fmt(r["latency"]),
                         _fmt_pct(r["accuracy"]),
                     ]
                     for r in sec["budget_table"]
@@ -508,11 +513,9 @@ def markdown_report(analysis: dict[str, Any], images: dict[str, str]) -> str:
             lines += ["", "Cells that could not run:", ""]
             lines += [f"- `{e['method']}` @ {e['frames']} frames: {e['reason']}" for e in sec["errors"]]
         if sec.get("no_latency"):
-            lines += [
-                "",
-                "Accuracy-only cells (no timing run, not on the plot): "
-                + ", ".join(f"`{e['method']}`@{e['frames']}" for e in sec["no_latency"]),
-            ]
+            lines += ["", f"Not on the plot (no value on the `{lat}` axis):", ""]
+            lines += [f"- `{e['method']}` @ {e['frames']} frames: {e.get('reason') or 'no latency'}"
+                      for e in sec["no_latency"]]
         if sec.get("missing"):
             lines += ["", "Not averaged (missing or failed in some suite):", ""]
             for m in sec["missing"]:
@@ -534,6 +537,7 @@ def run_pareto(
     seed: int = 0,
     n_boot: int = 1000,
     confidence: float = 0.95,
+    at_scale: str | None = None,
 ) -> dict[str, Any]:
     """``lfbench pareto DIR``: analyse, write ``pareto_<suite>.png/.svg`` per suite and
     ``pareto_average.png/.svg``, ``analysis.json`` and ``report.md`` into ``out`` (default ``DIR/report``).
@@ -549,6 +553,7 @@ def run_pareto(
         seed=seed,
         n_boot=n_boot,
         confidence=confidence,
+        at_scale=at_scale,
     )
     out = Path(out) if out is not None else Path(results_dir) / "report"
     out.mkdir(parents=True, exist_ok=True)
@@ -556,7 +561,14 @@ def run_pareto(
     sections = {**analysis["suites"], **({pareto.AVERAGE: analysis["average"]} if analysis["average"] else {})}
     for name, sec in sections.items():
         stem = out / f"pareto_{slug(name)}"
-        plots[name] = pareto_plot(sec, stem, latency=latency, confidence=confidence)
+        plots[name] = pareto_plot(
+            sec,
+            stem,
+            latency=latency,
+            confidence=confidence,
+            axis=analysis["latency_axis"],
+            note=pareto.axis_sentence(analysis),
+        )
     images = {name: Path(p["png"]).name for name, p in plots.items()}
     report = out / "report.md"
     report.write_text(markdown_report(analysis, images))
