@@ -246,16 +246,40 @@ def profile_cell(
         for name, n in count_flops(method, video, frames, prompt=prompt, new_tokens=new_tokens).items():
             stages.setdefault(name, {})["flops"] = n
     if trace_dir is not None:
-        from torch.profiler import ProfilerActivity, profile, tensorboard_trace_handler
-
-        acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
-        out = Path(trace_dir)
-        out.mkdir(parents=True, exist_ok=True)
-        name = f"{method.spec.replace(':', '_').replace(',', '_').replace('=', '-')}_f{frames}"
-        with profile(activities=acts, on_trace_ready=tensorboard_trace_handler(str(out), worker_name=name)):
-            _e2e(method, video, frames, prompt, new_tokens, StageClock(dev, "time"))
-        cell["trace_dir"] = str(out)
+        cell["trace"] = write_trace(method, video, frames, trace_dir, prompt=prompt, new_tokens=new_tokens)
+        cell["trace_dir"] = str(trace_dir)
     return cell
+
+
+def trace_name(spec: str, frames: int) -> str:
+    """The worker name of a cell's trace file: ``wap_f64``, ``prumerge_variant-plus_f8`` (no dots or colons)."""
+    return f"{spec.replace(':', '_').replace(',', '_').replace('=', '-').replace('.', 'p')}_f{frames}"
+
+
+def write_trace(method, video, frames: int, trace_dir, *, prompt="Describe the video.", new_tokens=16, steps=2):
+    """A ``torch.profiler`` trace of ``steps`` untimed runs (after one untraced warm-up run), one profiler step per
+    run, each stage a ``lfbench::<stage>`` range inside its step; returns the file's path.
+
+    ``tensorboard_trace_handler`` writes ``DIR/<method>_f<frames>.<timestamp>.pt.trace.json``: torch-tb-profiler
+    (``tensorboard --logdir DIR``, PyTorch Profiler tab: one worker per cell, a step per run in the Overview, the
+    stage ranges in the Trace view) and Perfetto / ``chrome://tracing`` (the same Chrome trace JSON) open it.
+    """
+    from torch.profiler import ProfilerActivity, profile, schedule, tensorboard_trace_handler
+
+    dev = method.backbone.device
+    acts = [ProfilerActivity.CPU] + ([ProfilerActivity.CUDA] if dev.type == "cuda" else [])
+    out = Path(trace_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    name = trace_name(method.spec, frames)
+    before = set(out.glob(f"{name}.*.pt.trace.json"))
+    plan = schedule(wait=0, warmup=1, active=steps, repeat=1)
+    handler = tensorboard_trace_handler(str(out), worker_name=name)
+    with profile(activities=acts, schedule=plan, on_trace_ready=handler) as prof:
+        for _ in range(1 + steps):
+            _e2e(method, video, frames, prompt, new_tokens, StageClock(dev, "time"))
+            prof.step()
+    (path,) = set(out.glob(f"{name}.*.pt.trace.json")) - before
+    return str(path)
 
 
 def run_profile(
