@@ -300,7 +300,7 @@ app.add_typer(results_app, name="results")
 @app.command("sweep")
 def sweep_cmd(
     methods: Annotated[
-        str | None, typer.Option(help="Comma-separated specs (default: baseline + every reducer).")
+        str | None, typer.Option(help="Comma-separated specs (default: baseline, lowres + every reducer).")
     ] = None,
     frames: Annotated[str, typer.Option(help="Comma-separated frame counts.")] = "8,64,512",
     suites: Annotated[str, typer.Option(help="Comma-separated suites (lmms-eval task names).")] = "synth_tiny",

@@ -5,12 +5,14 @@ plotting here (see :mod:`liteframe_bench.plots`).
 
 Definitions
 -----------
-- **Point**: one cell with ``status == "ok"`` of one suite. ``latency`` is a cell latency column (default
-  ``lat_e2e_s``, the median end-to-end wall time of the timing runs; ``lat_total_s`` or one stage such as
-  ``lat_vision_s`` also work), ``accuracy`` is the cell's ``accuracy`` (mean per-sample correctness in [0, 1]).
-  A cell without a finite latency (an accuracy-only run) or accuracy is listed under ``no_latency`` /
-  ``no_accuracy``, never drawn; a cell that could not run (``status != "ok"``) is listed under ``errors`` with
-  its reason.
+- **Point**: one cell with ``status == "ok"`` of one suite. ``latency`` is the cell's value on the x axis
+  (:mod:`liteframe_bench.axes`: default ``lat_e2e_s``, the median end-to-end wall time of the timing runs; also
+  ``lat_ttft_s``, a stage such as ``lat_vision_s``, the modelled ``predicted:GPU`` at a real size, ``flops``,
+  ``visual_tokens``), ``accuracy`` is the cell's ``accuracy`` (mean per-sample correctness in [0, 1]) and
+  ``agreement`` its agreement with the baseline (:mod:`liteframe_bench.agreement`). A cell without a finite value
+  on the axis (an accuracy-only run, a method the cost model cannot model) or accuracy is listed under
+  ``no_latency`` (with its reason) / ``no_accuracy``, never drawn; a cell that could not run
+  (``status != "ok"``) is listed under ``errors`` with its reason.
 - **Dominance**: minimise latency, maximise accuracy. ``a`` dominates ``b`` when ``a.latency <= b.latency``
   and ``a.accuracy >= b.accuracy`` with at least one strict. The frontier is the set of non-dominated points;
   two points with identical (latency, accuracy) do not dominate each other and are both on it. Points and the

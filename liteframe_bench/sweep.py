@@ -46,8 +46,9 @@ DEFAULT_SUITES = ("synth_tiny",)
 
 
 def default_methods() -> list[str]:
-    """``baseline`` and every registered post-hoc reducer at its default (16x-class) setting, identity excluded."""
-    return ["baseline"] + [e.name for e in registry.entries("reducer") if e.name != "identity"]
+    """``baseline``, the ``lowres`` baseline (16x) and every registered post-hoc reducer at its default (16x-class)
+    setting, identity excluded."""
+    return ["baseline", "lowres"] + [e.name for e in registry.entries("reducer") if e.name != "identity"]
 
 
 @dataclass

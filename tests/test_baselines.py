@@ -151,9 +151,9 @@ def test_both_run_through_sweep_pareto_and_figures(probe_task, tmp_path):
     tasks, _ = probe_task
     out = tmp_path / "sweep"
     lfbench = Path(sys.executable).parent / "lfbench"
-    args = ["sweep", "--methods", "baseline,random,lowres,lowres:ratio=4", "--frames", "4", "--suites",
-            "lfb_adapter_probe", "--timing-samples", "1", "--warmup", "0", "--repeats", "1", "--new-tokens", "2",
-            "--out", str(out)]
+    args = ["sweep", "--model", "tiny", "--methods", "baseline,random,lowres,lowres:ratio=4", "--frames", "4",
+            "--suites", "lfb_adapter_probe", "--timing-samples", "1", "--warmup", "0", "--repeats", "1",
+            "--new-tokens", "2", "--out", str(out)]
     res = subprocess.run([str(lfbench), *args], env=dict(os.environ, LFBENCH_TASKS=str(tasks)), capture_output=True,
                          text=True, timeout=600)
     assert res.returncode == 0, res.stderr[-3000:]

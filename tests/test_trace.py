@@ -25,7 +25,8 @@ def traces(tmp_path_factory):
     base = tmp_path_factory.mktemp("trace")
     video = moving_square_video(base / "v.mp4", 8, size=224)
     out = base / "traces"
-    args = ["profile", "--method", "baseline,wap", "--frames", "4", "--video", str(video), "--repeats", "1",
+    args = ["profile", "--model", "tiny", "--method", "baseline,wap", "--frames", "4", "--video", str(video),
+            "--repeats", "1",
             "--warmup", "0", "--new-tokens", "3", "--trace", str(out), "--json", "--out", str(base / "p.json")]
     assert main(args) == 0
     report = json.loads((base / "p.json").read_text())
