@@ -173,7 +173,10 @@ def bench_temporal_cmd(
 def profile_cmd(
     method: Annotated[str, typer.Option(help="Comma-separated method specs, e.g. baseline,wap:ratio=16.")] = "baseline",
     frames: Annotated[str, typer.Option(help="Comma-separated frame counts.")] = "8,64,512",
-    model: Annotated[str, typer.Option(help="tiny, or a local InternVL3-*-hf folder.")] = "tiny",
+    model: Annotated[
+        str, typer.Option(help="mini (the zoo's trained model), tiny (random), random:<preset> or a local "
+                          "InternVL3-*-hf folder.")
+    ] = "mini",
     video: Annotated[Path | None, typer.Option(help="Video to profile on (default: a generated one).")] = None,
     device: Annotated[str, typer.Option(help="cpu or cuda[:N].")] = "cpu",
     dtype: Annotated[str, typer.Option(help="auto (bf16 on GPU, fp32 on CPU), float32, bfloat16, float16.")] = "auto",
@@ -263,7 +266,10 @@ def eval_cmd(
     suite: Annotated[str, typer.Option(help="Comma-separated lmms-eval task names (lfbench's suites).")] = "synth_tiny",
     method: Annotated[str, typer.Option(help="Comma-separated method specs.")] = "baseline",
     frames: Annotated[str, typer.Option(help="Comma-separated frame counts.")] = "8",
-    model: Annotated[str, typer.Option(help="tiny, random:<preset> or a local InternVL3-*-hf folder.")] = "tiny",
+    model: Annotated[
+        str, typer.Option(help="mini (the zoo's trained model), tiny (random), random:<preset> or a local "
+                          "InternVL3-*-hf folder.")
+    ] = "mini",
     device: Annotated[str, typer.Option(help="cpu or cuda[:N].")] = "cpu",
     dtype: Annotated[str, typer.Option(help="auto, float32, bfloat16, float16.")] = "auto",
     limit: Annotated[int | None, typer.Option(min=1, help="Only the first N samples of each suite.")] = None,
@@ -304,7 +310,10 @@ def sweep_cmd(
     ] = None,
     frames: Annotated[str, typer.Option(help="Comma-separated frame counts.")] = "8,64,512",
     suites: Annotated[str, typer.Option(help="Comma-separated suites (lmms-eval task names).")] = "synth_tiny",
-    model: Annotated[str, typer.Option(help="tiny, random:<preset> or a local InternVL3-*-hf folder.")] = "tiny",
+    model: Annotated[
+        str, typer.Option(help="mini (the zoo's trained model), tiny (random), random:<preset> or a local "
+                          "InternVL3-*-hf folder.")
+    ] = "mini",
     out: Annotated[Path, typer.Option(help="Results folder (rerun the same command to resume).")] = Path(
         "results/sweep"
     ),

@@ -66,7 +66,7 @@ def run_eval(
     frames: Sequence[int],
     suites: Sequence[str],
     *,
-    model: str = "tiny",
+    model: str = "mini",
     device: str = "cpu",
     dtype: str = "auto",
     limit: int | None = None,

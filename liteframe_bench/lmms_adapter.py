@@ -88,7 +88,7 @@ class LfbenchModel(lmms):
         self,
         method: str = "baseline",
         frames: int = 8,
-        model: str = "tiny",
+        model: str = "mini",
         device: str = "cpu",
         dtype: str = "auto",
         max_new_tokens: int = 16,

@@ -222,7 +222,7 @@ def _records(df: pd.DataFrame, keys: Sequence[str]) -> list[dict[str, Any]]:
 
 #: ``lfbench sweep`` options that define a cell besides (method, frames, suite), with the command's defaults.
 SWEEP_DEFAULTS: dict[str, Any] = {
-    "model": "tiny",
+    "model": "mini",
     "device": "cpu",
     "dtype": "auto",
     "limit": None,

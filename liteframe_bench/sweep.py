@@ -59,7 +59,7 @@ class SweepConfig:
     frames: list[int] = field(default_factory=lambda: [8, 64, 512])
     suites: list[str] = field(default_factory=lambda: list(DEFAULT_SUITES))
     out: str = "results/sweep"
-    model: str = "tiny"
+    model: str = "mini"
     device: str = "cpu"
     dtype: str = "auto"
     limit: int | None = None

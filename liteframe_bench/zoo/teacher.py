@@ -52,6 +52,11 @@ class TeacherConfig:
     ground_steps: int = 300  # step at which multiple choice starts to fade in (grounding only before)
     fade_steps: int = 200
     word_weight: float = 1.0
+    short_steps: int = 300  # after vision_steps: clips cut to short_frames frames and their single-frame questions
+    short_frames: int = 2
+    short_clips: int = 8
+    oracle_until: int = 500  # the LLM reads oracle tokens on every clip until here ...
+    oracle_fade: int = 500  # ... then on a share of clips falling linearly to 0 over these steps
     seed: int = 0
     checkpoint_every: int = 100
     eval_every: int = 100
@@ -147,6 +152,28 @@ class WordIds:
                 "shape": torch.tensor(shape)}
 
 
+def oracle_tokens(lm, labels: dict, words: WordIds) -> torch.Tensor:
+    """Ideal visual tokens [N, D]: for each cell, the sum of the input embeddings of its role, colour and shape
+    words (detached). The LLM first learns to read these (the curriculum's oracle phase) while the vision tower
+    learns to produce them; then the real tokens take over."""
+    E = lm.get_input_embeddings().weight.detach()
+    out = 0
+    for name, target in words.targets(labels).items():
+        ids = words.ids[name].to(E.device)
+        t = target.to(E.device)
+        out = out + torch.where((t != IGNORE)[:, None], E[ids[t.clamp_min(0)]], torch.zeros_like(E[:1]))
+    cells = labels["role"].shape[-2] * labels["role"].shape[-1]
+    where = _cell_codes(cells, E.shape[1]).to(E.device) * E.norm(dim=1).mean()
+    return out + where.repeat(out.shape[0] // cells, 1)
+
+
+def _cell_codes(cells: int, width: int) -> torch.Tensor:
+    """A fixed unit vector per cell of a frame (seeded): where a token sits, for the oracle tokens."""
+    g = torch.Generator().manual_seed(1234)
+    codes = torch.randn(cells, width, generator=g)
+    return codes / codes.norm(dim=1, keepdim=True)
+
+
 def word_loss(lm, tokens: torch.Tensor, labels: dict, words: WordIds):
     """Grounding of the visual tokens in the LLM's own vocabulary: each projected token [N, D] is scored against
     the input embeddings of the role, colour and shape words (tied to the output head), cross-entropy against
@@ -159,17 +186,21 @@ def word_loss(lm, tokens: torch.Tensor, labels: dict, words: WordIds):
         total = total + F.cross_entropy(logits.float(), target, ignore_index=IGNORE)
         keep = target != IGNORE
         acc[name] = float((logits.argmax(-1)[keep] == target[keep]).float().mean()) if keep.any() else float("nan")
+    oracle = oracle_tokens(lm, labels, words)
+    total = total + F.mse_loss(tokens.float(), oracle) / oracle.pow(2).mean().clamp_min(1e-8)
     return total, acc
 
 
-def clip_forward(bb, clip: stream.Clip, texts: Texts, visual=None, words: WordIds | None = None):
+def clip_forward(bb, clip: stream.Clip, texts: Texts, visual=None, words: WordIds | None = None,
+                 oracle: bool = False):
     """Per-row token losses and letter predictions for one clip: ({kind: [losses]}, mc rows' (family, hit)).
 
     ``bb``: an :class:`~liteframe_bench.backends.internvl.InternVL3` wrapper (modules in train or eval mode as
     the caller set them). ``visual``: ``(tokens [N, D], groups)`` to use instead of the backbone's vision tower
     and projector (e.g. a student's); ``groups`` are the prompt's (label, tokens) pairs.
     The frames are prefilled once; each kind of text continues the prefix's KV cache as one batch. With ``words``
-    and the clip's token labels, ``out["words"]`` holds :func:`word_loss` and ``out["word_acc"]`` its accuracies.
+    and the clip's token labels, ``out["words"]`` holds :func:`word_loss` and ``out["word_acc"]`` its accuracies;
+    ``oracle`` then feeds the LLM :func:`oracle_tokens` instead of the vision tower's.
     """
     from transformers import DynamicCache
 
@@ -183,6 +214,8 @@ def clip_forward(bb, clip: stream.Clip, texts: Texts, visual=None, words: WordId
         groups = [(f"Frame{i + 1}", tokens.shape[0] // px.shape[0]) for i in range(px.shape[0])]
         if words is not None and clip.labels is not None:
             out["words"], out["word_acc"] = word_loss(lm, tokens, clip.labels, words)
+            if oracle:  # the LLM reads the ideal tokens; the vision tower learns from the word loss alone
+                tokens = oracle_tokens(lm, clip.labels, words)
     else:
         tokens, groups = visual
     if not texts.rows:
@@ -234,9 +267,35 @@ def evaluate_stream(bb, cfg: TeacherConfig, clips: int, seed: int = 1, visual_fn
     return acc
 
 
+def shorten(clip: stream.Clip, frames: int) -> stream.Clip:
+    """The first ``frames`` frames of a clip with what they show: description, token labels, and the questions
+    that a single frame answers (families ``global`` and ``detail``)."""
+    idx = clip.indices[:frames]
+    labels = None if clip.labels is None else {k: v[:frames] for k, v in clip.labels.items()}
+    mc = [q for q in clip.mc if q[0] in ("global", "detail")]
+    return stream.Clip(clip.index, clip.pixel_values[:frames], clip.scene, idx, mc, stream.describe(clip.scene, idx),
+                       labels)
+
+
+def phase(cfg: TeacherConfig, step: int) -> str:
+    if step < cfg.vision_steps:
+        return "vision"
+    return "short" if step < cfg.vision_steps + cfg.short_steps else "full"
+
+
+def oracle_share(cfg: TeacherConfig, step: int) -> float:
+    return min(1.0, max(0.0, 1.0 - (step - cfg.oracle_until) / max(cfg.oracle_fade, 1)))
+
+
+def clips_per_step(cfg: TeacherConfig, step: int) -> int:
+    return {"vision": cfg.vision_clips, "short": cfg.short_clips, "full": cfg.clips}[phase(cfg, step)]
+
+
 def _clip_index(cfg: TeacherConfig, step: int, c: int) -> int:
     """Stream index of clip ``c`` of ``step``: every clip of the run is a new one, the same on a resumed run."""
-    before = min(step, cfg.vision_steps) * cfg.vision_clips + max(0, step - cfg.vision_steps) * cfg.clips
+    v, s = cfg.vision_steps, cfg.short_steps
+    before = (min(step, v) * cfg.vision_clips + min(max(0, step - v), s) * cfg.short_clips
+              + max(0, step - v - s) * cfg.clips)
     return before + c
 
 
@@ -280,11 +339,14 @@ def train_teacher(cfg: TeacherConfig, bb, progress: bool = True, log=print, stop
         sums: dict[str, float] = {}
         hits = []
         kinds = tuple(k for k, v in w.items() if v > 0 and k != "words")
-        n_clips = cfg.clips if kinds else cfg.vision_clips
+        n_clips = clips_per_step(cfg, step)
         for c in range(n_clips):
             clip = stream.make_clip(_clip_index(cfg, step, c), cfg.frames, bb.image_size, seed=cfg.seed,
                                     copies=cfg.copies, grid=grid)
-            losses, h = clip_forward(bb, clip, Texts(bb.tokenizer, clip, kinds), words=words)
+            if phase(cfg, step) == "short":
+                clip = shorten(clip, cfg.short_frames)
+            use_oracle = (c + 0.5) / n_clips < oracle_share(cfg, step)  # deterministic share of the step's clips
+            losses, h = clip_forward(bb, clip, Texts(bb.tokenizer, clip, kinds), words=words, oracle=use_oracle)
             hits += h
             total = 0.0
             for kind, value in losses.items():
@@ -297,7 +359,7 @@ def train_teacher(cfg: TeacherConfig, bb, progress: bool = True, log=print, stop
                         continue
                     value = torch.stack(value).mean()
                 total = total + w[kind] * value
-                sums[kind] = sums.get(kind, 0.0) + float(value) / n_clips
+                sums[kind] = sums.get(kind, 0.0) + float(value.detach()) / n_clips
             (total / n_clips).backward()
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)

@@ -50,6 +50,7 @@ STUDENT = {
 class Recipe:
     seed: int = 0
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
+    teacher_stop: int | None = None  # end the teacher here, before its schedule's end (the shipped recipe's budget)
     ctd_steps: int = 400
     ctd_batch: int = 4
     ctd_lr: float = 2e-3
@@ -67,10 +68,12 @@ class Recipe:
         f = budget_min / NOMINAL_MIN
         n = lambda steps: max(1, round(steps * f))
         t = self.teacher
-        teacher = replace(t, steps=n(t.steps), ground_steps=n(t.ground_steps), fade_steps=n(t.fade_steps),
-                          warmup_steps=n(t.warmup_steps), checkpoint_every=max(1, n(t.checkpoint_every)),
-                          eval_every=0)
-        return replace(self, teacher=teacher, ctd_steps=n(self.ctd_steps), lma_steps=n(self.lma_steps))
+        phases = ("steps", "vision_steps", "short_steps", "ground_steps", "fade_steps", "oracle_until",
+                  "oracle_fade", "warmup_steps", "checkpoint_every")
+        teacher = replace(t, eval_every=0, **{k: n(getattr(t, k)) for k in phases})
+        stop = None if self.teacher_stop is None else n(self.teacher_stop)
+        return replace(self, teacher=teacher, teacher_stop=stop, ctd_steps=n(self.ctd_steps),
+                       lma_steps=n(self.lma_steps))
 
 
 def _sha256(path: Path) -> str:
@@ -152,7 +155,7 @@ def train_mini(out: Path, recipe: Recipe, command: str, progress: bool, log) -> 
     net = zm.build_model(tok, recipe.seed)
     bb = InternVL3(net, tok, source="mini (training)", system_prompt=None)
     cfg = replace(recipe.teacher, out=str(runs), seed=recipe.seed, frames=recipe.frames)
-    record = train_teacher(cfg, bb, progress=progress, log=log)
+    record = train_teacher(cfg, bb, progress=progress, log=log, stop_after=recipe.teacher_stop)
     final.mkdir(parents=True, exist_ok=True)
     _save_half(zm.state_to_save(net), final / "model.safetensors")
     (final / "config.json").write_text(net.config.to_json_string())
@@ -160,7 +163,8 @@ def train_mini(out: Path, recipe: Recipe, command: str, progress: bool, log) -> 
     card = _base_card("mini", "mini InternVL3 (teacher), trained from scratch", recipe, command,
                       time.perf_counter() - t0)
     card |= {"config": json.loads(net.config.to_json_string()), "parameters": parameter_counts(net),
-             "steps": cfg.steps, "training": {"evals_on_stream": record["evals"],
+             "steps": record["steps"], "schedule_steps": cfg.steps,
+             "training": {"evals_on_stream": record["evals"],
                                               "last": record["history"][-1] if record["history"] else None}}
     _write_card(final, card)
     log(f"mini: saved to {final}")
