@@ -420,6 +420,30 @@ def results_show_cmd(
     Console(width=max(Console().width, 180)).print(table)
 
 
+@results_app.command("families")
+def results_families_cmd(
+    directory: Annotated[Path, typer.Argument(help="A results folder with synth / synth_tiny cells.")],
+    json_: JsonOpt = False,
+) -> None:
+    """Accuracy per synth question family (count, appeared, order, detail, global) for every cell."""
+    from liteframe_bench.zoo.families import family_table, wide
+
+    table = family_table(directory)
+    if json_:
+        _print_json(table.to_dict("records"))
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    w = wide(table)
+    out = Table(title=f"accuracy per synth family (%) — {directory}")
+    for col in w.columns:
+        out.add_column(str(col))
+    for r in w.itertuples(index=False):
+        out.add_row(*[f"{100 * v:.1f}" if isinstance(v, float) else str(v) for v in r])
+    Console(width=160).print(out)
+
+
 @results_app.command("export")
 def results_export_cmd(
     directory: Annotated[Path, typer.Argument(help="A results folder.")],

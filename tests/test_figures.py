@@ -201,7 +201,7 @@ def test_a_missing_cell_names_the_exact_sweep(complete, tmp_path):
     by = {f["id"]: f for f in res["figures"]}
     assert by["budget"]["status"] == "partial"
     assert by["budget"]["missing"] == [{"method": "wap:ratio=64", "frames": 512, "suite": "lfb_videomme"}]
-    cmd = f"lfbench sweep --methods wap:ratio=64 --frames 512 --suites lfb_videomme --limit 40 --out {d}"
+    cmd = f"lfbench sweep --methods wap:ratio=64 --frames 512 --suites lfb_videomme --model tiny --limit 40 --out {d}"
     assert by["budget"]["sweeps"] == [cmd] and res["sweeps"] == [cmd]
     assert all(f["status"] == "complete" for f in res["figures"] if f["id"] != "budget")
     assert cmd in Path(res["index"]).read_text()
@@ -228,8 +228,8 @@ def test_paper_spec_reports_liteframe_missing(complete, tmp_path):
     assert {(m["method"], m["frames"]) for m in by["fig1b"]["missing"]} >= {("liteframe", 8), ("liteframe", 512)}
     assert any("'liteframe' has no cells" in n for n in by["fig1b"]["notes"])
     assert (
-        "lfbench sweep --methods liteframe --frames 8,16,32,64,128,256,512 --suites lfb_videomme --limit 40 "
-        f"--out {complete}"
+        "lfbench sweep --methods liteframe --frames 8,16,32,64,128,256,512 --suites lfb_videomme --model tiny "
+        f"--limit 40 --out {complete}"
     ) in by["fig1b"]["sweeps"]
     assert any("'liteframe' has no checkpoint in the figure spec or the results" in n for n in by["fig1b"]["notes"])
     # LongVideoBench is in the paper's suites but not in these results

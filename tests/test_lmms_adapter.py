@@ -39,7 +39,9 @@ def test_simple_evaluate_records_bad_videos_and_goes_on(probe_task, tmp_path):
     assert len(rows) == 5 and {r["method"] for r in rows} == {"prumerge:ratio=4,variant=plus"}
     by_id = {r["doc_id"]: r for r in rows}
     assert by_id[0]["error"] is None and by_id[0]["visual_tokens"] == 4 * 4 and by_id[0]["timings"]["vision"] > 0
-    assert (by_id[0]["clip_cached"], by_id[1]["clip_cached"]) == (False, True)  # same video, decoded once
+    # same video: decoded and encoded once, the second question reuses its visual tokens (no decode, no vision)
+    assert by_id[0]["clip_cached"] is False and (by_id[0]["tokens_cached"], by_id[1]["tokens_cached"]) == (False, True)
+    assert "vision" not in by_id[1]["timings"] and by_id[1]["visual_tokens"] == by_id[0]["visual_tokens"]
     assert "no such file" in by_id[2]["error"] and by_id[2]["prediction"] == ""
     assert "VideoError" in by_id[3]["error"]
     assert "doc_to_visual exited" in by_id[4]["error"]
@@ -54,7 +56,7 @@ def test_model_object_is_reusable_after_clean(probe_task, tmp_path):
     from liteframe_bench.lmms_adapter import LfbenchModel
 
     tasks, _ = probe_task
-    lm = LfbenchModel(method="wap:ratio=16", frames=4, sidecar=str(tmp_path / "s.jsonl"))
+    lm = LfbenchModel(method="wap:ratio=16", frames=4, model="tiny", sidecar=str(tmp_path / "s.jsonl"))
     tm = TaskManager(include_path=str(tasks), include_defaults=False)
     first = simple_evaluate(model=lm, tasks=["lfb_adapter_probe"], task_manager=tm, limit=2)
     second = simple_evaluate(model=lm, tasks=["lfb_adapter_probe"], task_manager=tm, limit=2)
@@ -70,7 +72,7 @@ def test_lmms_eval_command_line(probe_task, tmp_path):
         "--model",
         "lfbench",
         "--model_args",
-        f"method=baseline,frames=4,sidecar={tmp_path / 's.jsonl'}",
+        f"method=baseline,frames=4,model=tiny,sidecar={tmp_path / 's.jsonl'}",
         "--tasks",
         "lfb_adapter_probe",
         "--include_path",
@@ -91,17 +93,17 @@ def test_bad_model_args_are_clear():
     from liteframe_bench.lmms_adapter import LfbenchModel
 
     with pytest.raises(SpecError, match="unknown method or reducer 'nope'"):
-        LfbenchModel(method="nope")
+        LfbenchModel(method="nope", model="tiny")
     with pytest.raises(SpecError, match="tiles=.3. is invalid"):
-        LfbenchModel(tiles="3")
+        LfbenchModel(tiles="3", model="tiny")
     with pytest.raises(LfbenchError, match="frames=0"):
-        LfbenchModel(frames=0)
+        LfbenchModel(frames=0, model="tiny")
 
 
 def test_unsupported_request_types():
     from liteframe_bench.lmms_adapter import LfbenchModel
 
-    lm = LfbenchModel()
+    lm = LfbenchModel(model="tiny")
     with pytest.raises(NotImplementedError, match="generate_until tasks only"):
         lm.loglikelihood([])
 
@@ -112,7 +114,8 @@ def test_lfbench_eval_cli(probe_task, tmp_path, capsys, monkeypatch):
     tasks, _ = probe_task
     monkeypatch.setenv("LFBENCH_TASKS", str(tasks))
     out = tmp_path / "eval"
-    assert main(["eval", "--suite", "lfb_adapter_probe", "--method", "baseline,wap:ratio=16", "--frames", "4",
+    assert main(["eval", "--model", "tiny", "--suite", "lfb_adapter_probe", "--method", "baseline,wap:ratio=16",
+                 "--frames", "4",
                  "--limit", "3", "--out", str(out), "--json"]) == 0
     summary = json.loads(capsys.readouterr().out)
     assert [r["method"] for r in summary["runs"]] == ["baseline", "wap"]
@@ -135,7 +138,7 @@ def test_default_sidecar_is_beside_lmms_eval_output_never_the_cwd(probe_task, tm
         "--model",
         "lfbench",
         "--model_args",
-        "method=baseline,frames=4",
+        "method=baseline,frames=4,model=tiny",
         "--tasks",
         "lfb_adapter_probe",
         "--include_path",
@@ -164,7 +167,7 @@ def test_default_sidecar_without_output_path_goes_to_a_temp_folder(tmp_path, mon
     monkeypatch.setattr(tempfile, "tempdir", str(tmp))
     monkeypatch.delenv("LFBENCH_SIDECAR", raising=False)
     with caplog.at_level("WARNING", logger="liteframe_bench.lmms_adapter"):
-        lm = lmms_adapter.LfbenchModel(method="baseline", frames=2)
+        lm = lmms_adapter.LfbenchModel(method="baseline", frames=2, model="tiny")
     assert lm.sidecar.parent == tmp / "lfbench" and lm.sidecar.name.startswith("lfbench_samples_")
     assert str(lm.sidecar) in caplog.text
     assert list(cwd.iterdir()) == []

@@ -253,7 +253,7 @@ def test_average_is_stratified_and_reports_missing_cells(results):
     assert missing[("fastvid", 64)]["reasons"] == {"mlvu": "no cell"}
     assert missing[("baseline", 512)]["reasons"]["videomme"].startswith("error: context")
     assert missing[("avgpool", 64)]["reasons"]["videomme"] == "no latency (accuracy-only run)"
-    assert f"lfbench sweep --methods fastvid --frames 64 --suites mlvu --out {results}" in avg["sweeps"]
+    assert f"lfbench sweep --methods fastvid --frames 64 --suites mlvu --model tiny --out {results}" in avg["sweeps"]
 
 
 def test_budget_table_picks_the_most_accurate_within_budget(results):

@@ -20,6 +20,8 @@ from liteframe_bench.sweep import SweepConfig, correctness, parse_shard, parsed_
 
 LFBENCH = Path(sys.executable).parent / "lfbench"
 ARGS = [
+    "--model",
+    "tiny",
     "--methods",
     "baseline,wap:ratio=16,avgpool:ratio=4",
     "--frames",

@@ -106,9 +106,7 @@ def test_scores_aggregate_per_family_as_the_rows_say(tmp_path, mini):
     cfg = SweepConfig(methods=["baseline", "wap"], frames=[16], suites=["synth"], out=str(tmp_path / "r"),
                       model="mini", limit=60, timing_samples=0)
     run_sweep(cfg, progress=False)
-    store = ResultsDir(tmp_path / "r")
-    cells = store.cells()
-    samples = store.samples()
+    cells, samples = ResultsDir(tmp_path / "r").load()
     docs = g.load("default", "eval")  # lmms-eval's doc_id is the index in the task's documents
     per_method = {}
     for method, rows in samples.groupby("method"):
@@ -125,6 +123,12 @@ def test_scores_aggregate_per_family_as_the_rows_say(tmp_path, mini):
         per_method[method] = {f: sum(v) / len(v) for f, v in fam.items()}
     assert per_method["baseline"] != per_method["wap"]
     assert len(set(per_method["baseline"].values())) > 1  # families differ: a mixed-up aggregation would show
+    from liteframe_bench.zoo.families import family_table
+
+    table = family_table(tmp_path / "r")
+    for method, fams in per_method.items():
+        got = table[(table.method == method) & (table.family != "overall")].set_index("family")["accuracy"]
+        assert got.to_dict() == pytest.approx(fams)
 
 
 def test_zoo_ls_json():

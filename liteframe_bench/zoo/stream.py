@@ -28,7 +28,7 @@ from liteframe_bench.suites.synth import generator as g
 FPS = 8
 RENDER_SIZE = 448  # the suite's resolution; frames are resized to the model's like a decoded video
 DESCRIBE = "Describe the video."
-OPEN_POST = "Answer with a word or a short phrase."
+OPEN_POST = g.OPEN_PROMPT  # the instruction of the open-ended task synth_open
 TRAIN_SEED = 31_337  # disjoint from the suite's seeds (SizeSpec.seeds: 1101/1202, 2101/2202)
 
 

@@ -7,7 +7,9 @@ tokens only (and the closing ``<|im_end|>``):
 
 - ``describe``: language modelling of the clip's description (grounding: every attribute named in words);
 - ``open``: the answer text of each question asked without options;
-- ``mc``: the letter of each multiple-choice question in the suite's own prompt.
+- ``mc``: the letter of each multiple-choice question in the suite's own prompt;
+- ``hint``: the same with the answer's text added to the question, which trains the binding of an answer to its
+  option's letter on its own.
 
 The weights of the three follow a schedule by step (:func:`loss_weights`): grounding first, multiple choice
 faded in, as two-stage VLM training does. AdamW, warm-up + cosine, safetensors checkpoints with exact resume
@@ -57,6 +59,9 @@ class TeacherConfig:
     short_clips: int = 8
     oracle_until: int = 500  # the LLM reads oracle tokens on every clip until here ...
     oracle_fade: int = 500  # ... then on a share of clips falling linearly to 0 over these steps
+    bind_from: int = 700  # from here: hint rows (the answer's text in the question) and bind_copies questions,
+    bind_copies: int = 2
+    hint_texts: int = 48  # ... and this many text-only hint questions per step (no video: the binding alone)
     seed: int = 0
     checkpoint_every: int = 100
     eval_every: int = 100
@@ -67,9 +72,10 @@ def loss_weights(cfg: TeacherConfig, step: int) -> dict[str, float]:
     """The curriculum: the word loss on visual tokens throughout; after ``vision_steps`` the grounding texts
     (describe, open) at full weight; mc from 0 to 1 over ``fade_steps`` after ``ground_steps``."""
     if step < cfg.vision_steps:
-        return {"words": cfg.word_weight, "describe": 0.0, "open": 0.0, "mc": 0.0}
+        return {"words": cfg.word_weight, "describe": 0.0, "open": 0.0, "mc": 0.0, "hint": 0.0}
     ramp = min(1.0, max(0.0, (step - cfg.ground_steps) / max(cfg.fade_steps, 1)))
-    return {"words": cfg.word_weight, "describe": 1.0, "open": 1.0, "mc": ramp}
+    hint = 1.0 if step >= cfg.bind_from else 0.0
+    return {"words": cfg.word_weight, "describe": 1.0, "open": 1.0, "mc": ramp, "hint": hint}
 
 
 def mc_text(question: str, options: list[str]) -> str:
@@ -105,6 +111,10 @@ class Texts:
         if "mc" in kinds:
             for family, q, opts, ans in clip.mc:
                 self.rows.append(("mc", family, enc(suffix_text(mc_text(q, opts))), enc(ans) + end))
+        if "hint" in kinds:  # the binding alone: the answer's text is given, the model finds its option's letter
+            for family, q, opts, ans in clip.mc:
+                q = f"{q} (The answer is: {stream.option_text(opts, ans)}.)"
+                self.rows.append(("hint", family, enc(suffix_text(mc_text(q, opts))), enc(ans) + end))
 
     @staticmethod
     def pad(rows, pad: int):
@@ -206,7 +216,7 @@ def clip_forward(bb, clip: stream.Clip, texts: Texts, visual=None, words: WordId
 
     model, tok = bb.model, bb.tokenizer
     lm = model.model.language_model
-    out: dict = {"describe": [], "open": [], "mc": []}
+    out: dict = {"describe": [], "open": [], "mc": [], "hint": []}
     hits = []
     if visual is None:
         px = clip.pixel_values.to(bb.device)
@@ -226,7 +236,7 @@ def clip_forward(bb, clip: stream.Clip, texts: Texts, visual=None, words: WordId
     kw = _cache_kw(lm)
     lm(inputs_embeds=bb.embed(prefix, tokens), use_cache=True, **{kw: cache})
     letters = torch.tensor([tok.convert_tokens_to_ids(L) for L in g.LETTERS], device=bb.device)
-    for kind in ("describe", "open", "mc"):
+    for kind in ("describe", "open", "mc", "hint"):
         rows = [r for r in texts.rows if r[0] == kind]
         if not rows:
             continue
@@ -291,6 +301,29 @@ def clips_per_step(cfg: TeacherConfig, step: int) -> int:
     return {"vision": cfg.vision_clips, "short": cfg.short_clips, "full": cfg.clips}[phase(cfg, step)]
 
 
+def text_hint_loss(bb, cfg: TeacherConfig, step: int) -> torch.Tensor:
+    """Letter loss of ``cfg.hint_texts`` multiple-choice questions with their answer's text in the question and no
+    video (scenes of their own stream seed, never rendered): reading options and binding an answer to its letter."""
+    import numpy as np
+
+    tok, lm = bb.tokenizer, bb.model.model.language_model
+    enc = lambda s: tok(s, add_special_tokens=False).input_ids
+    end = enc("<|im_end|>")
+    rows = []
+    rng = np.random.default_rng([stream.TRAIN_SEED, cfg.seed, 11, step])
+    while len(rows) < cfg.hint_texts:
+        scene, plan = stream.make_train_scene(rng, step, cfg.frames)
+        for family, q, opts, ans in stream.mc_questions(rng, scene, plan, copies=1):
+            q = f"{q} (The answer is: {stream.option_text(opts, ans)}.)"
+            rows.append(("hint", family, enc("<|im_start|>user\n" + suffix_text(mc_text(q, opts))), enc(ans) + end))
+    ids, labels = Texts.pad(rows[: cfg.hint_texts], tok.pad_token_id)
+    ids, labels = ids.to(bb.device), labels.to(bb.device)
+    hidden = lm(inputs_embeds=lm.get_input_embeddings()(ids), use_cache=False).last_hidden_state
+    target = labels[:, 1:]
+    keep = target != IGNORE
+    return F.cross_entropy(bb.model.lm_head(hidden[:, :-1][keep]).float(), target[keep])
+
+
 def _clip_index(cfg: TeacherConfig, step: int, c: int) -> int:
     """Stream index of clip ``c`` of ``step``: every clip of the run is a new one, the same on a resumed run."""
     v, s = cfg.vision_steps, cfg.short_steps
@@ -313,19 +346,21 @@ def train_teacher(cfg: TeacherConfig, bb, progress: bool = True, log=print, stop
     model = bb.model
     assert letter_ids_ok(bb.tokenizer)
     opt = torch.optim.AdamW(tu.param_groups(model.named_parameters(), cfg.weight_decay), lr=cfg.lr)
-    start, history, evals = 0, [], []
+    start, history, evals, before = 0, [], [], 0.0
     ckpt = tu.latest_checkpoint(out)
     if ckpt is not None:
         zm.load_state(model, load_file(str(ckpt / "model.safetensors")), str(ckpt))
         rec = tu.read_checkpoint(ckpt, opt)
         start, history, evals = int(rec["step"]), rec["history"], rec["evals"]
+        before = float(rec.get("train_seconds", 0.0))
         log(f"resumed from {ckpt} (step {start})")
     model.train()
     t0 = time.perf_counter()
     bar = tqdm(total=cfg.steps, initial=start, disable=not progress, desc="teacher", unit="step", dynamic_ncols=True)
 
     def save(step: int):
-        state = {"config": asdict(cfg), "history": history, "evals": evals, "stage": "teacher"}
+        state = {"config": asdict(cfg), "history": history, "evals": evals, "stage": "teacher",
+                 "train_seconds": before + time.perf_counter() - t0}
         weights = lambda d: save_file(zm.state_to_save(model), str(d / "model.safetensors"))
         tu.write_checkpoint(out, step, weights, opt, state, keep=2)
 
@@ -341,8 +376,9 @@ def train_teacher(cfg: TeacherConfig, bb, progress: bool = True, log=print, stop
         kinds = tuple(k for k, v in w.items() if v > 0 and k != "words")
         n_clips = clips_per_step(cfg, step)
         for c in range(n_clips):
+            copies = cfg.bind_copies if step >= cfg.bind_from else cfg.copies
             clip = stream.make_clip(_clip_index(cfg, step, c), cfg.frames, bb.image_size, seed=cfg.seed,
-                                    copies=cfg.copies, grid=grid)
+                                    copies=copies, grid=grid)
             if phase(cfg, step) == "short":
                 clip = shorten(clip, cfg.short_frames)
             use_oracle = (c + 0.5) / n_clips < oracle_share(cfg, step)  # deterministic share of the step's clips
@@ -361,6 +397,10 @@ def train_teacher(cfg: TeacherConfig, bb, progress: bool = True, log=print, stop
                 total = total + w[kind] * value
                 sums[kind] = sums.get(kind, 0.0) + float(value.detach()) / n_clips
             (total / n_clips).backward()
+        if w["hint"] > 0 and cfg.hint_texts:
+            loss = text_hint_loss(bb, cfg, step)
+            (w["hint"] * loss).backward()
+            sums["hint_text"] = float(loss.detach())
         if cfg.grad_clip:
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
@@ -384,4 +424,4 @@ def train_teacher(cfg: TeacherConfig, bb, progress: bool = True, log=print, stop
     if stop > start or ckpt is None:
         save(stop)
     return {"config": asdict(cfg), "history": history, "evals": evals, "seconds": time.perf_counter() - t0,
-            "finished": stop >= cfg.steps, "steps": stop}
+            "train_seconds": before + time.perf_counter() - t0, "finished": stop >= cfg.steps, "steps": stop}

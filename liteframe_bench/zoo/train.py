@@ -143,7 +143,6 @@ def train_mini(out: Path, recipe: Recipe, command: str, progress: bool, log) -> 
     if (final / zoo.CARD).is_file():
         log(f"mini: done ({final})")
         return
-    t0 = time.perf_counter()
     runs = out / "runs" / "teacher"
     runs.mkdir(parents=True, exist_ok=True)
     tok_file = runs / "tokenizer.json"
@@ -161,7 +160,7 @@ def train_mini(out: Path, recipe: Recipe, command: str, progress: bool, log) -> 
     (final / "config.json").write_text(net.config.to_json_string())
     zm.save_tokenizer(tok, final)
     card = _base_card("mini", "mini InternVL3 (teacher), trained from scratch", recipe, command,
-                      time.perf_counter() - t0)
+                      record["train_seconds"])
     card |= {"config": json.loads(net.config.to_json_string()), "parameters": parameter_counts(net),
              "steps": record["steps"], "schedule_steps": cfg.steps,
              "training": {"evals_on_stream": record["evals"],

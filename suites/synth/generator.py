@@ -78,6 +78,8 @@ BACKGROUND_COLOURS: dict[str, tuple[int, int, int]] = {
     "teal": (15, 100, 100),
 }
 SHAPES = ("circle", "square", "triangle", "diamond", "cross")
+#: The instruction of the open-ended task ``synth_open`` (the same questions, answered in words).
+OPEN_PROMPT = "Answer with a word or a short phrase."
 CORNERS = ("top-left", "top-right", "bottom-left", "bottom-right")
 
 #: family -> (Video-MME task_type, what it needs)
@@ -650,6 +652,26 @@ def check_answer(item: dict) -> str:
     return LETTERS[truth.index(True)]
 
 
+def open_answer_correct(item: dict, response: str) -> bool:
+    """Whether a free-text ``response`` answers ``item``'s question (task ``synth_open``), judged from the scene.
+
+    The response is compared after lower-casing, dropping a trailing full stop and collapsing spaces. ``appeared``
+    asks which object flashed: any kind that flashed (and is not a persistent object) is right. Every other family
+    has one right answer, the correct option's text (a count, a colour, a shape, or ``the X, then the Y, then the
+    Z``).
+    """
+    text = " ".join(response.strip().lower().rstrip(".").split())
+    if item["family"] == "appeared":
+        scene = Scene.from_json(item["scene"])
+        persistent = {(o.colour, o.shape) for o in scene.objects}
+        flashed = {(e.colour, e.shape) for e in scene.events} - persistent
+        try:
+            return _kind(text) in flashed
+        except ValueError:
+            return False
+    return text == _option_texts(item)[LETTERS.index(item["answer"])]
+
+
 # ----------------------------------------------------------------------------------------------------------
 # Files
 
@@ -884,6 +906,7 @@ __all__ = [
     "FAMILIES",
     "GENERATOR_VERSION",
     "OBJECT_COLOURS",
+    "OPEN_PROMPT",
     "SHAPES",
     "SIZES",
     "Event",
@@ -897,6 +920,7 @@ __all__ = [
     "items",
     "load",
     "make",
+    "open_answer_correct",
     "render",
     "render_frames",
     "shape_mask",

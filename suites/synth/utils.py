@@ -17,6 +17,7 @@ from liteframe_bench.data import suite_dir
 from liteframe_bench.suites.synth import generator
 
 METRIC = "synth_score"
+OPEN_METRIC = "synth_open_score"
 OPTION_PROMPT = (
     "Select the best answer to the following multiple-choice question based on the video. "
     "Respond with only the letter (A, B, C, or D) of the correct option."
@@ -61,3 +62,21 @@ def process_results(doc: dict, results: list[str]) -> dict:
 
 
 aggregate_results = videomme_aggregate_results
+
+
+# ------------------------------------------------------------------------------------------------------------
+# synth_open: the same questions without options, answered in words and judged from the scene
+
+
+def doc_to_text_open(doc: dict, lmms_eval_specific_kwargs: dict | None = None) -> str:
+    kwargs = lmms_eval_specific_kwargs or {}
+    return f"{kwargs.get('pre_prompt', '')}{doc['question']}\n{kwargs.get('post_prompt', generator.OPEN_PROMPT)}"
+
+
+def doc_to_target_open(doc: dict) -> str:
+    return doc["options"][generator.LETTERS.index(doc["answer"])][3:]
+
+
+def process_results_open(doc: dict, results: list[str]) -> dict:
+    """1.0 when the response names the right answer (any flashed object for ``appeared``), else 0.0."""
+    return {OPEN_METRIC: float(generator.open_answer_correct(doc, results[0] if results else ""))}
