@@ -2,7 +2,6 @@
 and scores aggregate correctly (per family, recomputed independently from the per-sample rows)."""
 
 import json
-import re
 import subprocess
 import sys
 from collections import defaultdict
@@ -47,7 +46,7 @@ def test_student_is_scaled_by_the_papers_rules():
     from liteframe_bench.methods.liteframe.student import load_student
 
     card = zoo.card("mini")
-    student = load_student(zoo.path("mini-ctd"))
+    student = load_student(zoo.path("mini-ctd")).float()  # stored in float16
     cfg = student.cfg
     assert cfg.depth % 3 == 0 and cfg.downsample_after == (cfg.depth // 3, 2 * cfg.depth // 3)
     from transformers.models.internvl.configuration_internvl import InternVLVisionConfig
@@ -65,18 +64,38 @@ def test_student_is_scaled_by_the_papers_rules():
     assert tuple(student.output_grid(16)) == (4, side // 2, side // 2)
 
 
-def test_shipped_teacher_and_students_beat_chance(mini):
-    """Fixed subset (the first 8 eval scenes, rendered without the codec), deterministic, a few seconds."""
+def test_shipped_teacher_names_what_it_sees(mini):
+    """Fixed subset (the first 12 eval scenes, rendered without the codec), deterministic, a few seconds: asked in
+    words, the teacher names the background's and the large object's colour far above chance (1 in 8)."""
     from liteframe_bench.pipeline import build_method
-    from liteframe_bench.zoo.check import accuracy
+    from liteframe_bench.zoo.check import rendered_clip
 
-    for spec in ("baseline", "liteframe"):
-        acc = accuracy(build_method(spec, mini), frames=16, videos=8)
-        assert acc["questions"] == 40
-        assert acc["overall"] >= 0.4, (spec, acc)
-        assert acc["global"] >= 0.5, (spec, acc)
-    again = accuracy(build_method("baseline", mini), frames=16, videos=8)
-    assert again == accuracy(build_method("baseline", mini), frames=16, videos=8)
+    method = build_method("baseline", mini)
+    hits = []
+    for scene, _items in g.generate("default", "eval")[:12]:
+        tokens = method.encode(rendered_clip(scene, 16, mini.image_size))
+        for q in ("What colour is the background of the video?",
+                  "What colour is the large object in the middle of the video?"):
+            said = method.generate(tokens, f"{q}\n{g.OPEN_PROMPT}", max_new_tokens=6).text.strip().rstrip(".")
+            dom = next(o for o in scene.objects if o.role == "dominant")
+            hits.append(said == (scene.background if "background" in q else dom.colour))
+    assert sum(hits) / len(hits) >= 0.5, hits
+
+
+def test_cards_report_what_was_measured():
+    """The cards' numbers are lmms-eval's: the per-family table sums to the overall score lmms-eval reported."""
+    for entry in zoo.entries():
+        for key, metric in (("eval", "synth_score,none"), ("eval_open", "synth_open_score,none")):
+            ev = entry["card"].get(key)
+            if ev is None:
+                continue
+            fam = ev["families"]
+            n = sum(v["questions"] for k, v in fam.items() if k != "overall")
+            hits = sum(v["accuracy"] * v["questions"] for k, v in fam.items() if k != "overall")
+            assert fam["overall"]["questions"] == n == 300
+            reported = ev["lmms_eval"][ev["suite"]][metric]
+            scale = 100 if key == "eval" else 1
+            assert reported == pytest.approx(scale * hits / n)
 
 
 def test_liteframe_needs_no_checkpoint_on_mini_only(mini):
@@ -91,19 +110,25 @@ def test_liteframe_needs_no_checkpoint_on_mini_only(mini):
         build_method("liteframe", InternVL3.load("tiny"))
 
 
-def _letter(text: str) -> str:
-    """An independent reading of a response (the responses here are short: a letter, maybe punctuation)."""
-    m = re.search(r"\b([ABCD])\b", text)
-    return m.group(1) if m else ""
+def _judge(doc: dict, text: str) -> bool:
+    """This test's own reading of an open answer: the right option's text; for `appeared`, any object that flashed."""
+    said = " ".join(text.strip().lower().rstrip(".").split())
+    if doc["family"] == "appeared":
+        scene = json.loads(doc["scene"])
+        lasting = {(o["colour"], o["shape"]) for o in scene["objects"]}
+        flashed = {f"{e['colour']} {e['shape']}" for e in scene["events"] if (e["colour"], e["shape"]) not in lasting}
+        return said in flashed
+    return said == doc["options"]["ABCD".index(doc["answer"])][3:]
 
 
 def test_scores_aggregate_per_family_as_the_rows_say(tmp_path, mini):
-    """Sweep with the trained model; per-family and overall accuracy recomputed from the per-sample predictions
-    and the suite's own answer key agree with the cell row, lmms-eval's score and the zoo's family aggregation."""
+    """Sweep with the trained model on synth_open; per-family and overall accuracy recomputed here from the stored
+    predictions and the suite's own documents agree with the cell row, lmms-eval's score and `results families`."""
     from liteframe_bench.results import ResultsDir
     from liteframe_bench.sweep import SweepConfig, run_sweep
+    from liteframe_bench.zoo.families import family_table
 
-    cfg = SweepConfig(methods=["baseline", "wap"], frames=[16], suites=["synth"], out=str(tmp_path / "r"),
+    cfg = SweepConfig(methods=["baseline", "avgpool"], frames=[16], suites=["synth_open"], out=str(tmp_path / "r"),
                       model="mini", limit=60, timing_samples=0)
     run_sweep(cfg, progress=False)
     cells, samples = ResultsDir(tmp_path / "r").load()
@@ -114,17 +139,15 @@ def test_scores_aggregate_per_family_as_the_rows_say(tmp_path, mini):
         assert sorted(rows.doc_id) == list(range(60))
         for r in rows.itertuples():
             doc = docs[r.doc_id]
-            assert r.target == doc["answer"]
-            fam[doc["family"]].append(_letter(r.prediction) == doc["answer"])
+            hit = _judge(doc, r.prediction)
+            assert hit == bool(r.correct), (doc["question_id"], r.prediction)
+            fam[doc["family"]].append(hit)
         overall = sum(sum(v) for v in fam.values()) / sum(len(v) for v in fam.values())
         cell = cells[cells.method == method].iloc[0]
         assert cell.accuracy == pytest.approx(overall)
-        assert cell.official_score == pytest.approx(100 * overall)
+        assert cell.official_score == pytest.approx(overall)
         per_method[method] = {f: sum(v) / len(v) for f, v in fam.items()}
-    assert per_method["baseline"] != per_method["wap"]
     assert len(set(per_method["baseline"].values())) > 1  # families differ: a mixed-up aggregation would show
-    from liteframe_bench.zoo.families import family_table
-
     table = family_table(tmp_path / "r")
     for method, fams in per_method.items():
         got = table[(table.method == method) & (table.family != "overall")].set_index("family")["accuracy"]

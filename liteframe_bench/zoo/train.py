@@ -32,7 +32,7 @@ from liteframe_bench import zoo
 from liteframe_bench.zoo.teacher import TeacherConfig
 
 #: Wall-clock minutes of the full recipe on the 2-core development machine (measured; see the cards).
-NOMINAL_MIN = 60.0
+NOMINAL_MIN = 48.0
 
 STUDENT = {
     "image_size": 224,
@@ -50,7 +50,7 @@ STUDENT = {
 class Recipe:
     seed: int = 0
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
-    teacher_stop: int | None = None  # end the teacher here, before its schedule's end (the shipped recipe's budget)
+    teacher_stop: int | None = 900  # end the teacher here, before its schedule's end (the shipped recipe's budget)
     ctd_steps: int = 400
     ctd_batch: int = 4
     ctd_lr: float = 2e-3
@@ -59,6 +59,7 @@ class Recipe:
     lma_lr: float = 1e-3
     frames: int = 16
     eval_suite: str = "synth"
+    eval_open_suite: str | None = "synth_open"  # the same questions answered in words (card["eval_open"])
     eval_frames: int = 16
     eval_limit: int | None = None
 
@@ -222,7 +223,7 @@ def train_mini_lma(out: Path, recipe: Recipe, command: str, progress: bool, log)
 
     for part in (lma.STUDENT_DIR, lma.ADAPTER_DIR):
         shutil.rmtree(final / part, ignore_errors=True)
-        shutil.copytree(src / part, final / part)
+        shutil.copytree(src / part, final / part, ignore=shutil.ignore_patterns("README.md"))  # peft's stub card
     shutil.copy2(src / lma.PROJECTOR_FILE, final / lma.PROJECTOR_FILE)
     from safetensors.torch import load_file
 
@@ -242,12 +243,17 @@ def train_mini_lma(out: Path, recipe: Recipe, command: str, progress: bool, log)
 
 
 def family_accuracy(samples_file: Path) -> dict:
-    """Accuracy per synth question family from lmms-eval's per-sample rows (``*.lmms_samples.jsonl``)."""
+    """Accuracy per synth question family from lmms-eval's per-sample rows (``*.lmms_samples.jsonl``) of ``synth``
+    (multiple choice: the scorer's parsed letter against the answer) or ``synth_open`` (its 0/1 score)."""
     per: dict[str, list[int]] = {}
     for line in samples_file.read_text().splitlines():
         row = json.loads(line)
-        rec = row["synth_score"]
-        per.setdefault(row["doc"]["family"], []).append(int(rec["pred_answer"] == rec["answer"]))
+        if "synth_open_score" in row:
+            hit = int(float(row["synth_open_score"]) == 1.0)
+        else:
+            rec = row["synth_score"]
+            hit = int(rec["pred_answer"] == rec["answer"])
+        per.setdefault(row["doc"]["family"], []).append(hit)
     out = {f: {"accuracy": sum(v) / len(v), "questions": len(v)} for f, v in sorted(per.items())}
     n = sum(len(v) for v in per.values())
     out["overall"] = {"accuracy": sum(sum(v) for v in per.values()) / n if n else 0.0, "questions": n}
@@ -269,17 +275,22 @@ def evaluate_zoo(out: Path, recipe: Recipe, log, names=zoo.NAMES) -> dict:
             card_file = out / name / zoo.CARD
             card = json.loads(card_file.read_text())
             method = EVAL_METHODS[name]
-            t0 = time.perf_counter()
-            summary = run_eval([method], [recipe.eval_frames], [recipe.eval_suite], backbone=bb,
-                               limit=recipe.eval_limit, out=out / "eval" / name, max_new_tokens=4)
-            samples = out / "eval" / name / f"{method}_f{recipe.eval_frames}.lmms_samples.jsonl"
-            acc = family_accuracy(samples)
-            card["eval"] = {"suite": recipe.eval_suite, "split": "eval", "frames": recipe.eval_frames,
-                            "method": method, "path": "mp4 -> PyAV -> lmms-eval simple_evaluate",
-                            "families": acc, "lmms_eval": summary["runs"][0]["results"],
-                            "wall_s": round(time.perf_counter() - t0, 1)}
-            card["summary"] = (f"{acc['overall']['accuracy']:.1%} on synth eval at {recipe.eval_frames} frames "
-                               f"({acc['overall']['questions']} questions; chance 25%)")
+            for key, suite in (("eval", recipe.eval_suite), ("eval_open", recipe.eval_open_suite)):
+                if suite is None:
+                    continue
+                t0 = time.perf_counter()
+                where = out / "eval" / name / suite
+                summary = run_eval([method], [recipe.eval_frames], [suite], backbone=bb, limit=recipe.eval_limit,
+                                   out=where, max_new_tokens=24)
+                acc = family_accuracy(where / f"{method}_f{recipe.eval_frames}.lmms_samples.jsonl")
+                card[key] = {"suite": suite, "split": "eval", "frames": recipe.eval_frames, "method": method,
+                             "path": "mp4 -> PyAV -> lmms-eval simple_evaluate", "families": acc,
+                             "lmms_eval": summary["runs"][0]["results"], "wall_s": round(time.perf_counter() - t0, 1)}
+            acc = card["eval"]["families"]
+            card["summary"] = (f"{acc['overall']['accuracy']:.1%} multiple choice on synth eval at "
+                               f"{recipe.eval_frames} frames ({acc['overall']['questions']} questions; chance 25%)")
+            if "eval_open" in card:
+                card["summary"] += f", {card['eval_open']['families']['overall']['accuracy']:.1%} open-ended"
             _write_card(out / name, card)
             log(f"{name}: {card['summary']}")
             results[name] = acc
@@ -297,7 +308,8 @@ def train_zoo(out: str | os.PathLike = "runs/zoo", budget_min: float | None = No
     log = log or (lambda msg: print(f"[lfbench zoo] {msg}", file=sys.stderr, flush=True))
     recipe = Recipe(seed=seed).scaled(budget_min)
     if eval_suite is not None or eval_limit is not None:
-        recipe = replace(recipe, eval_suite=eval_suite or recipe.eval_suite, eval_limit=eval_limit)
+        recipe = replace(recipe, eval_suite=eval_suite or recipe.eval_suite, eval_limit=eval_limit,
+                         eval_open_suite=None if eval_suite else recipe.eval_open_suite)
     command = "lfbench zoo train --out DIR" + (f" --budget-min {budget_min:g}" if budget_min else "") + \
         (f" --seed {seed}" if seed else "")
     torch.set_num_threads(min(2, os.cpu_count() or 1)) if torch.get_num_threads() > 2 else None
