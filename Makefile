@@ -13,15 +13,16 @@ $(STAMP): pyproject.toml
 	@touch $(STAMP)
 
 # The main job on the embedded default: the zoo's trained mini InternVL3, every 16x reducer and LiteFrame on the
-# generated synth suite (300 questions per cell), then the Pareto report, the paper's figures in miniature
-# (reports/mini.yaml) and the analytic Fig. 1(b) at real scale. Rerunning resumes (finished cells are kept).
+# generated synth questions answered in words (synth_open, 300 questions per cell: mini answers multiple choice at
+# chance, see the README), then the Pareto report, the paper's figures in miniature (reports/mini.yaml) and the
+# analytic Fig. 1(b) at real scale. Rerunning resumes (finished cells are kept).
 DEMO ?= results/demo
 LFB := $(VENV)/bin/lfbench
 DEMO_METHODS ?= baseline,wap,avgpool,maxpool,subsample,random,tome,prumerge,fastvid:retain=0.0625,liteframe-ctd,liteframe
 demo: $(STAMP)
-	$(LFB) sweep --model mini --suites synth --methods $(DEMO_METHODS) --frames 8,16 --out $(DEMO)
-	$(LFB) sweep --model mini --suites synth --methods baseline,wap,liteframe,wap:ratio=4 --frames 32 --out $(DEMO)
-	$(LFB) sweep --model mini --suites synth --methods wap,liteframe --frames 64,128 --out $(DEMO)
+	$(LFB) sweep --model mini --suites synth_open --methods $(DEMO_METHODS) --frames 8,16 --out $(DEMO)
+	$(LFB) sweep --model mini --suites synth_open --methods baseline,wap,liteframe,wap:ratio=4 --frames 32 --out $(DEMO)
+	$(LFB) sweep --model mini --suites synth_open --methods wap,liteframe --frames 64,128 --out $(DEMO)
 	$(LFB) pareto $(DEMO)
 	$(LFB) figures $(DEMO) --spec reports/mini.yaml
 	$(LFB) figures --analytic --out $(DEMO)/figures/analytic

@@ -77,3 +77,12 @@ def test_synth_open_runs_through_lmms_eval(tmp_path, monkeypatch):
     summary = run_eval(["baseline"], [4], ["synth_open"], model="tiny", limit=5, out=tmp_path / "e")
     res = summary["runs"][0]["results"]["synth_open"]
     assert 0.0 <= res["synth_open_score,none"] <= 1.0
+
+
+def test_the_miniature_figure_spec_loads():
+    from liteframe_bench import figures
+
+    spec = figures.load_spec(figures.DEFAULT_SPEC.parent / "mini.yaml")
+    assert spec["suites"] == ["synth_open"]
+    assert {f["kind"] for f in spec["figures"]} >= {"latency_split", "pareto", "accuracy_vs_frames", "token_budget",
+                                                    "accuracy_table", "latency_accuracy_table"}
