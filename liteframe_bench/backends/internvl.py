@@ -127,8 +127,8 @@ class InternVL3:
             from liteframe_bench import zoo
 
             net, tok = zoo.load_mini(dev, dt)
-            card = zoo.card("mini")
-            source = f"mini (lfbench zoo, trained on synth; {card.get('summary', 'see lfbench zoo ls')})"
+            sha = zoo.card("mini").get("files", {}).get("model.safetensors", "unknown")[:12]
+            source = f"mini (lfbench zoo, weights sha256 {sha}; card: lfbench zoo ls)"
             return cls(net, tok, source=source, system_prompt=None, zoo_name="mini")
         if model == "tiny" or model.startswith("random:"):
             preset = "tiny" if model == "tiny" else model.removeprefix("random:")
