@@ -18,7 +18,6 @@ faded in, as two-stage VLM training does. AdamW, warm-up + cosine, safetensors c
 
 from __future__ import annotations
 
-import inspect
 import json
 import time
 from dataclasses import asdict, dataclass
@@ -27,10 +26,9 @@ from pathlib import Path
 import torch
 import torch.nn.functional as F
 
-from liteframe_bench.backends.internvl import IMG_CONTEXT, IMG_END, IMG_START
 from liteframe_bench.methods.liteframe import train_utils as tu
 from liteframe_bench.suites.synth import generator as g
-from liteframe_bench.suites.synth.utils import DEFAULT_POST_PROMPT, OPTION_PROMPT
+from liteframe_bench.suites.synth.utils import doc_to_text
 from liteframe_bench.zoo import model as zm
 from liteframe_bench.zoo import stream
 
@@ -79,13 +77,8 @@ def loss_weights(cfg: TeacherConfig, step: int) -> dict[str, float]:
 
 
 def mc_text(question: str, options: list[str]) -> str:
-    """The suite's prompt (``suites/synth/utils.py`` doc_to_text)."""
-    return f"{OPTION_PROMPT}\n{question}\n" + "\n".join(options) + DEFAULT_POST_PROMPT
-
-
-def prefix_text(frames: int, per_frame: int) -> str:
-    body = "".join(f"Frame{i}: {IMG_START}{IMG_CONTEXT * per_frame}{IMG_END}\n" for i in range(1, frames + 1))
-    return "<|im_start|>user\n" + body
+    """The suite's own multiple-choice prompt."""
+    return doc_to_text({"question": question, "options": options})
 
 
 def suffix_text(prompt: str) -> str:
@@ -126,10 +119,6 @@ class Texts:
             ids[b, : len(p) + len(a)] = torch.tensor(p + a)
             labels[b, len(p) : len(p) + len(a)] = torch.tensor(a)
         return ids, labels
-
-
-def _cache_kw(lm) -> str:
-    return "cache" if "cache" in inspect.signature(lm.forward).parameters else "past_key_values"
 
 
 def _branch(cache, n: int, config):
@@ -230,10 +219,9 @@ def clip_forward(bb, clip: stream.Clip, texts: Texts, visual=None, words: WordId
         tokens, groups = visual
     if not texts.rows:
         return out, hits
-    body = "".join(f"{label}: {IMG_START}{IMG_CONTEXT * n}{IMG_END}\n" for label, n in groups)
-    prefix = torch.tensor([tok("<|im_start|>user\n" + body, add_special_tokens=False).input_ids], device=bb.device)
+    prefix = bb.build_prompt(None, groups)  # the prompt before the question, as the pipeline builds it
     cache = DynamicCache(config=model.config.text_config)
-    kw = _cache_kw(lm)
+    kw = bb._cache_kw
     lm(inputs_embeds=bb.embed(prefix, tokens), use_cache=True, **{kw: cache})
     letters = torch.tensor([tok.convert_tokens_to_ids(L) for L in g.LETTERS], device=bb.device)
     for kind in ("describe", "open", "mc", "hint"):

@@ -312,7 +312,6 @@ def train_zoo(out: str | os.PathLike = "runs/zoo", budget_min: float | None = No
                          eval_open_suite=None if eval_suite else recipe.eval_open_suite)
     command = "lfbench zoo train --out DIR" + (f" --budget-min {budget_min:g}" if budget_min else "") + \
         (f" --seed {seed}" if seed else "")
-    torch.set_num_threads(min(2, os.cpu_count() or 1)) if torch.get_num_threads() > 2 else None
     t0 = time.perf_counter()
     train_mini(out, recipe, command, progress, log)
     train_mini_ctd(out, recipe, command, progress, log)
