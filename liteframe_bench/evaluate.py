@@ -78,7 +78,7 @@ def run_eval(
     _offline()
     from lmms_eval.evaluator import simple_evaluate
 
-    from liteframe_bench.backends.internvl import InternVL3
+    from liteframe_bench.backbone import load_backbone
     from liteframe_bench.lmms_adapter import LfbenchModel
     from liteframe_bench.provenance import machine
 
@@ -88,7 +88,7 @@ def run_eval(
         raise LfbenchError(f"unknown suite(s) {unknown}; allowed: {', '.join(sorted(tm.all_tasks))}")
     out = Path(out)
     out.mkdir(parents=True, exist_ok=True)
-    backbone = backbone or InternVL3.load(model, device=device, dtype=dtype)
+    backbone = backbone or load_backbone(model, device=device, dtype=dtype)
     runs = []
     for spec in methods:
         for n in frames:

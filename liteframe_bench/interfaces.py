@@ -185,7 +185,9 @@ class VisualTokens:
 
     embeds:          [N, D] tokens at the LLM's width, in prompt order.
     pos:             [N, 3] int64 (t, y, x) of each token's representative source in the projected token grid
-                     (frame index, then the h/2 x w/2 grid the LLM sees per frame).
+                     (encoder time step: the frame, or the temporal patch of ``temporal_patch`` frames; then the
+                     h/2 x w/2 grid the LLM sees per step). Backbones with 3D positions (M-RoPE) place each token
+                     at its source's position from these.
     size:            [N] int64 projected-grid tokens merged into each token.
     tile:            [N] int64 tile of each token (0 when frames are not tiled).
     groups:          (label, count) per prompt block, e.g. ("Frame1", 16): the prompt gets one
@@ -195,6 +197,9 @@ class VisualTokens:
     tokens_before:   tokens the LLM would get without reduction.
     timings:         seconds per stage that ran (``decode``, ``vision``, ``reduce``, ``project``) when the method
                      timed itself; empty when the caller passed its own StageClock (read that instead).
+    frame_interval_s: seconds of video between sampled frames (duration / frames) when the source is a file
+                     (time-aware positions, Qwen2.5-VL's ``second_per_grid_ts``); None for decoded clips.
+    grid:            (T', H', W') of the projected token grid ``pos`` indexes (steps, rows, columns per tile).
     """
 
     embeds: Tensor
@@ -206,6 +211,8 @@ class VisualTokens:
     distinct_frames: int
     tokens_before: int
     timings: dict[str, float] = field(default_factory=dict)
+    frame_interval_s: float | None = None
+    grid: tuple[int, int, int] | None = None
 
     @property
     def num_tokens(self) -> int:

@@ -101,7 +101,7 @@ class LfbenchModel(lmms):
         **kwargs: Any,
     ) -> None:
         super().__init__()
-        from liteframe_bench.backends.internvl import InternVL3
+        from liteframe_bench.backbone import load_backbone
         from liteframe_bench.pipeline import build_method, parse_tiles
 
         if plugins:
@@ -110,7 +110,7 @@ class LfbenchModel(lmms):
             raise LfbenchError(f"frames={frames}, max_new_tokens={max_new_tokens}; allowed: positive integers")
         self.frames = int(frames)
         self.max_new_tokens = int(max_new_tokens)
-        self.backbone = backbone if backbone is not None else InternVL3.load(str(model), device=device, dtype=dtype)
+        self.backbone = backbone if backbone is not None else load_backbone(str(model), device=device, dtype=dtype)
         self.method = build_method(str(method), self.backbone, tiles=parse_tiles(tiles))
         self.run_id = run_id
         given = sidecar or os.environ.get(SIDECAR_ENV)

@@ -1,4 +1,5 @@
-"""A Video LLM method as a composition: InternVL3 backbone + optional reducer at ``vit``, ``mlp`` or ``proj``.
+"""A Video LLM method as a composition: a backbone (:mod:`liteframe_bench.backbone`) + optional reducer at ``vit``,
+``mlp`` or ``proj``.
 
 ``build_method(spec, backbone)`` turns any spec into a runnable method: a registered method name
 (``baseline``) or a reducer spec (``wap:ratio=16``, ``tome:ratio=16,at=proj``), which means baseline + that
@@ -6,11 +7,15 @@ reducer at its default insertion point (``at=`` overrides it).
 
 Data flow (each arrow a profiler stage)::
 
-    video --decode--> frames [tiles, T, 3, S, S] --vision--> ViT grid [tiles, T, h, w, C] (+ CLS logits, keys)
-      at=vit:  --reduce--> regular grid --project--> pixel shuffle + MLP --> tokens
-      at=mlp:  --project--> pixel shuffle [tiles, T, h/2, w/2, 4C] --reduce--> --project--> MLP --> tokens
-      at=proj: --project--> [tiles, T, h/2, w/2, D] --reduce--> tokens
-      --prefill--> LLM over the prompt (inputs_embeds) --generate--> greedy tokens
+    video --decode--> frames [tiles, T, 3, S, S] --vision--> ViT grid [tiles, T', h, w, C] (+ CLS logits, keys)
+      at=vit:  --reduce--> regular grid --project--> merge (pixel shuffle / 2x2 merger) + MLP --> tokens
+      at=mlp:  --project--> merged [tiles, T', h/2, w/2, 4C] --reduce--> --project--> MLP --> tokens
+      at=proj: --project--> [tiles, T', h/2, w/2, D] --reduce--> tokens
+      --prefill--> LLM over the prompt (inputs_embeds, positions from each token's (t, y, x) source)
+      --generate--> greedy tokens
+
+``T' = T / temporal_patch`` encoder time steps (T for InternVL3; T/2 for Qwen2.5-VL's 3D patches, the clip padded
+with its last frame to an even length as Qwen's processor does).
 
 At ``mlp`` and ``proj`` the CLS logits are pooled onto the shuffled grid after the heads are combined as the
 reducer's softmax combines them (``Reducer.cls_heads``), so each token's attention is its 2x2 group's mass.
@@ -33,7 +38,7 @@ from liteframe_bench.reduction import joint_logits
 
 
 class VideoLLM(Method):
-    """Shared encode/generate of every InternVL3-based method; subclasses are registered dataclasses."""
+    """Shared encode/generate of every backbone-based method; subclasses are registered dataclasses."""
 
     reducer: Reducer | None = None
     at: str | None = None
@@ -87,6 +92,9 @@ class VideoLLM(Method):
                 video = vio.load_video(video, frames, image_size=bb.image_size, tiles=self.tiles)
         px = video.pixel_values  # [tiles, T, 3, S, S]
         n_tiles, T = px.shape[:2]
+        if T % bb.temporal_patch:  # the family's processor pads the clip with its last frame
+            pad = bb.temporal_patch - T % bb.temporal_patch
+            px = torch.cat([px, px[:, -1:].expand(-1, pad, -1, -1, -1)], dim=1)
         with torch.inference_mode():
             out = self.visual_tokens(px, clock)
             embeds, pos, size, tile = _flatten_tiles(out)
@@ -99,8 +107,19 @@ class VideoLLM(Method):
             else:
                 groups = [("Video", int(embeds.shape[0]))]
         timings = clock.results() if own_clock else {}
-        per_frame = (bb.grid_side // bb.shuffle) ** 2
-        return VisualTokens(embeds, pos, size, tile, groups, T, video.distinct_frames, per_frame * T * n_tiles, timings)
+        before = bb.tokens_before(T, n_tiles)
+        info = getattr(video, "info", None)
+        interval = info.duration_s / T if info is not None and getattr(info, "duration_s", 0) > 0 else None
+        return VisualTokens(
+            embeds, pos, size, tile, groups, T, video.distinct_frames, before, timings, frame_interval_s=interval,
+            grid=self.token_grid(T),
+        )
+
+    def token_grid(self, frames: int) -> tuple[int, int, int]:
+        """(T', H', W') of the projected token grid that ``VisualTokens.pos`` indexes for a clip of ``frames``."""
+        bb = self.backbone
+        side = bb.grid_side // bb.shuffle
+        return bb.time_steps(frames), side, side
 
     @property
     def ordered(self) -> bool:
@@ -115,10 +134,11 @@ class VideoLLM(Method):
         encoder override this and keep everything else.
         """
         bb = self.backbone
-        n_tiles, T = px.shape[:2]
+        n_tiles = px.shape[0]
         red, need = self.reducer, frozenset(self.reducer.needs) if self.reducer else frozenset()
         with clock.stage("vision"):
             vis = bb.vision(px.flatten(0, 1), need)
+        T = vis.grid.shape[0] // n_tiles  # encoder time steps per tile
         s = bb.shuffle
         aux = lambda t: None if t is None else t.unflatten(0, (n_tiles, T))
         if red is None:
@@ -200,7 +220,7 @@ class VideoLLM(Method):
                 "allowed: 1 <= max and 0 <= min <= max"
             )
         ids = bb.build_prompt(prompt, tokens.groups)
-        limit = bb.config.text_config.max_position_embeddings
+        limit = bb.max_context
         if ids.shape[1] + max_new_tokens > limit:
             raise ContextError(
                 f"prompt of {ids.shape[1]} tokens ({tokens.num_tokens} visual) + {max_new_tokens} new tokens exceeds "
@@ -213,9 +233,9 @@ class VideoLLM(Method):
                 shared = prefix is not None and prefix.matches(bb, tokens, ids)
                 if shared:
                     cache, n = prefix.cache, prefix.length
-                    logits = bb.decode_step(ids[:, n:], cache)
+                    logits = bb.extend(ids[:, n:], cache)
                 else:
-                    logits, cache = bb.prefill(bb.embed(ids, tokens.embeds))
+                    logits, cache = bb.prefill(bb.embed(ids, tokens.embeds), bb.position_ids(ids, tokens))
                 nxt = logits.argmax(dim=-1, keepdim=True)
             with clock.stage("generate"):
                 for i in range(max_new_tokens):
@@ -251,7 +271,7 @@ class PrefixCache:
         if ids.shape[1] <= n or not torch.equal(ids[:, :n], self.ids):
             return False
         if self.cache is None:
-            _, self.cache = bb.prefill(bb.embed(self.ids, tokens.embeds))
+            _, self.cache = bb.prefill(bb.embed(self.ids, tokens.embeds), bb.position_ids(self.ids, tokens))
         return True
 
     def rewind(self) -> None:
@@ -317,6 +337,6 @@ def build_method(spec: str, backbone, *, tiles: tuple[int, int] = (1, 1)) -> Vid
             raise SpecError(f"method {name!r} has no parameter 'at' (it applies to reducer specs)")
         method = registry.create(rebuilt)
         if not isinstance(method, VideoLLM):
-            raise SpecError(f"method {name!r} cannot run on an InternVL3 backbone")
+            raise SpecError(f"method {name!r} is not a VideoLLM, so it cannot run on a backbone")
         return method.bind(backbone, tiles=tiles)
     return registry.create("baseline").bind(backbone, registry.create(rebuilt), at, tiles)

@@ -305,14 +305,14 @@ def run_profile(
 
     from tqdm.auto import tqdm
 
-    from liteframe_bench.backends.internvl import InternVL3
+    from liteframe_bench.backbone import load_backbone
     from liteframe_bench.pipeline import build_method
     from liteframe_bench.provenance import machine
     from liteframe_bench.video import decoder_name, probe
 
     if not frames or any(f < 1 for f in frames):
         raise LfbenchError(f"frames={list(frames)} is invalid; allowed: positive integers, e.g. 8,64,512")
-    backbone = InternVL3.load(model, device=device, dtype=dtype)
+    backbone = load_backbone(model, device=device, dtype=dtype)
     built = [(spec, build_method(spec, backbone, tiles=tiles)) for spec in methods]  # fail fast on a bad spec
     if video is None:
         from liteframe_bench.testing import moving_square_video

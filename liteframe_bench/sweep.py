@@ -175,8 +175,7 @@ def _check_feasible(method, frames: int, backbone) -> None:
     """Raise the reducer's own error when its target is impossible at this frame count."""
     if method.reducer is None:
         return
-    side = backbone.grid_side if method.at == "vit" else backbone.grid_side // backbone.shuffle
-    method.reducer.target_tokens(frames, side, side)
+    method.reducer.target_tokens(*backbone.reducer_grid(frames, method.at))
 
 
 def _timing(method, videos: list[str], frames: int, cfg: SweepConfig) -> tuple[dict[str, Any], float | None]:
@@ -356,7 +355,7 @@ def run_sweep(cfg: SweepConfig, *, progress: bool = True, argv: Sequence[str] | 
     os.environ["HF_DATASETS_OFFLINE"] = "1"
     from tqdm.auto import tqdm
 
-    from liteframe_bench.backends.internvl import InternVL3
+    from liteframe_bench.backbone import load_backbone
     from liteframe_bench.evaluate import task_manager
     from liteframe_bench.provenance import machine
 
@@ -365,7 +364,7 @@ def run_sweep(cfg: SweepConfig, *, progress: bool = True, argv: Sequence[str] | 
     unknown = [s for s in cfg.suites if s not in tm.all_tasks]
     if unknown:
         raise SpecError(f"unknown suite(s) {unknown}; allowed: {', '.join(sorted(tm.all_tasks))}")
-    backbone = InternVL3.load(cfg.model, device=cfg.device, dtype=cfg.dtype, seed=cfg.seed)
+    backbone = load_backbone(cfg.model, device=cfg.device, dtype=cfg.dtype, seed=cfg.seed)
     cells = plan(cfg, backbone)
     store = ResultsDir(cfg.out)
     if store.path.exists():

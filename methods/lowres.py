@@ -57,6 +57,10 @@ class LowRes(VideoLLM):
     and then resized, a second resampling; the resize runs on normalised pixels, which equals resizing the raw
     pixels (the interpolation weights sum to one) up to uint8 rounding; the ViT sees position embeddings it was
     not trained with at that size (interpolated, not learned). The resize is timed in the ``vision`` stage.
+
+    Other backbones: the same resize, then the backbone's own vision tower (:meth:`Backbone.vision`). Qwen2.5-VL's
+    ViT takes any multiple of 28 px natively (2D rotary positions, no table to interpolate), as its processor's
+    ``min_pixels``/``max_pixels`` resizing does.
     """
 
     ratio: float | None = field(
@@ -104,21 +108,24 @@ class LowRes(VideoLLM):
         return self
 
     def visual_tokens(self, px: Tensor, clock: StageClock):
-        """[tiles, T, 3, S, S] -> resized to ``side`` -> InternViT -> pixel shuffle + projector, every token kept."""
+        """[tiles, T, 3, S, S] -> resized to ``side`` -> the backbone's ViT -> merge + projector, all tokens kept."""
         bb = self.backbone
-        n_tiles, T = px.shape[:2]
+        n_tiles = px.shape[0]
         with clock.stage("vision"):
             images = px.flatten(0, 1).to(device=bb.device, dtype=torch.float32)
             if images.shape[-1] != self.side or images.shape[-2] != self.side:
                 images = torch.nn.functional.interpolate(
                     images, size=(self.side, self.side), mode="bicubic", antialias=True, align_corners=False
                 )
-            hidden = bb.model.model.vision_tower(pixel_values=images.to(bb.dtype)).last_hidden_state
-            g = self.side // bb.patch_size
-            grid = hidden[:, 1:].reshape(hidden.shape[0], g, g, hidden.shape[-1])
+            grid = bb.vision(images.to(bb.dtype)).grid  # [tiles * T', side/p, side/p, C]
         with clock.stage("project"):
-            tokens = bb.project(grid).unflatten(0, (n_tiles, T))
+            tokens = bb.project(grid).unflatten(0, (n_tiles, -1))
         return registry.create("identity")(TokenGrid(tokens))
+
+    def token_grid(self, frames: int) -> tuple[int, int, int]:
+        bb = self.backbone
+        side = self.side // (bb.patch_size * bb.shuffle)
+        return bb.time_steps(frames), side, side
 
     def cost_geometry(self, geo):
         """The cost model's :class:`~liteframe_bench.cost.Geometry` of the ViT input this method feeds."""

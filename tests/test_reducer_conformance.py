@@ -164,3 +164,51 @@ def test_declares_its_contract(reducer):
     assert reducer.reference and (type(reducer).__doc__ or "").strip()
     if reducer.structured:
         assert reducer.exact, "a structured output has a fixed count"
+
+
+# --------------------------------------------------------------------------- on every registered backbone
+
+from types import SimpleNamespace  # noqa: E402
+
+from liteframe_bench.backbone import backbones, load_backbone  # noqa: E402
+from liteframe_bench.pipeline import build_method  # noqa: E402
+
+FAMILIES = [c.family for c in backbones()]
+_LOADED: dict = {}
+
+
+def tiny_backbone(family: str):
+    if family not in _LOADED:
+        cls = next(c for c in backbones() if c.family == family)
+        _LOADED[family] = load_backbone(cls.tiny, seed=0)
+    return _LOADED[family]
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+@pytest.mark.parametrize("name", NAMES)
+def test_runs_end_to_end_on_every_backbone(name, family):
+    """Each reducer at its default insertion point on each family's tiny model: the count it promises, positions
+    inside the projected grid the LLM places them by (M-RoPE on Qwen2.5-VL), one prompt slot each, an answer."""
+    bb = tiny_backbone(family)
+    frames = 8
+    g = torch.Generator().manual_seed(0)
+    px = torch.randn(1, frames, 3, bb.image_size, bb.image_size, generator=g)
+    clip = SimpleNamespace(pixel_values=px, distinct_frames=frames, decode_s=0.0)
+    method = build_method(name, bb)
+    tokens = method.encode(clip)
+    reducer = method.reducer
+    steps, side, _ = tokens.grid
+    assert steps == bb.time_steps(frames) and tokens.tokens_before == bb.tokens_before(frames)
+    target = reducer.target_tokens(*bb.reducer_grid(frames, method.at))
+    if method.at == "vit":
+        target //= bb.shuffle**2
+    assert (tokens.num_tokens == target) if reducer.exact else (1 <= tokens.num_tokens <= target)
+    assert bool((tokens.pos >= 0).all()) and bool((tokens.pos < torch.tensor([steps, side, side])).all())
+    ids = bb.build_prompt("Q?", tokens.groups)
+    assert int((ids == bb.image_token_id).sum()) == tokens.num_tokens
+    pos = bb.position_ids(ids, tokens)
+    if pos is not None:  # every kept token sits at a distinct source position
+        slots = (ids[0] == bb.image_token_id).nonzero().flatten()
+        assert len({tuple(p) for p in pos[:, 0, slots].T.tolist()}) == tokens.num_tokens
+    gen = method.generate(tokens, "Q?", 2, min_new_tokens=2)
+    assert gen.new_tokens == 2 and gen.prompt_tokens == ids.shape[1]

@@ -19,15 +19,17 @@ from __future__ import annotations
 
 import inspect
 import json
-import string
-from dataclasses import dataclass
+import math
 from pathlib import Path
 
 import torch
 from torch import Tensor
 
+from liteframe_bench.backbone import Backbone, VisionOutput, register_backbone, resolve_dtype
 from liteframe_bench.errors import SpecError
 from liteframe_bench.presets import PRESETS, build_config
+
+__all__ = ["IMG_CONTEXT", "InternVL3", "VisionOutput", "resolve_dtype", "tiny_tokenizer"]
 
 #: InternVL3's default system prompt (chat template of the original remote-code model).
 INTERNVL_SYSTEM = (
@@ -37,56 +39,22 @@ IMG_START, IMG_END, IMG_CONTEXT = "<img>", "</img>", "<IMG_CONTEXT>"
 TINY_SPECIALS = ["<|endoftext|>", "<|im_start|>", "<|im_end|>", IMG_START, IMG_END, IMG_CONTEXT]
 
 
-@dataclass
-class VisionOutput:
-    """What the vision tower gives a method, per image (frame or tile).
-
-    grid:     [N, h, w, C] patch features of the feature layer, class token dropped.
-    cls_attn: [N, heads, h, w] the last layer's CLS-query logits q_cls.k_i/sqrt(d) per head (if asked).
-    cls_self: [N, heads] the same logits to the class token itself, q_cls.k_cls/sqrt(d) (with cls_attn).
-    keys:     [N, h, w, C] the last layer's keys, heads concatenated (if asked).
-    cls_out:  [N, C] the class token's output (if asked), a per-frame global feature.
-    """
-
-    grid: Tensor
-    cls_attn: Tensor | None = None
-    keys: Tensor | None = None
-    cls_out: Tensor | None = None
-    cls_self: Tensor | None = None
-
-
 def tiny_tokenizer():
     """A character-level fast tokenizer with InternVL's special tokens (no files, no download)."""
-    from tokenizers import Regex, Tokenizer, decoders, models, pre_tokenizers
-    from transformers import PreTrainedTokenizerFast
+    from liteframe_bench.backends.tiny import char_tokenizer
 
-    chars = [c for c in string.printable if c not in "\x0b\x0c"]
-    vocab = {t: i for i, t in enumerate([*TINY_SPECIALS, *chars, "<unk>"])}
-    tok = Tokenizer(models.WordLevel(vocab=vocab, unk_token="<unk>"))
-    tok.pre_tokenizer = pre_tokenizers.Split(Regex("."), behavior="isolated")
-    tok.decoder = decoders.Fuse()
-    return PreTrainedTokenizerFast(
-        tokenizer_object=tok,
-        eos_token="<|im_end|>",
-        pad_token="<|endoftext|>",
-        unk_token="<unk>",
-        additional_special_tokens=TINY_SPECIALS,
-    )
+    return char_tokenizer(TINY_SPECIALS)
 
 
-def resolve_dtype(dtype: str | torch.dtype, device: torch.device) -> torch.dtype:
-    if isinstance(dtype, torch.dtype):
-        return dtype
-    if dtype == "auto":
-        return torch.bfloat16 if device.type == "cuda" else torch.float32
-    allowed = {"float32": torch.float32, "bfloat16": torch.bfloat16, "float16": torch.float16}
-    if dtype not in allowed:
-        raise SpecError(f"dtype={dtype!r} is invalid; allowed: auto, {', '.join(allowed)}")
-    return allowed[dtype]
-
-
-class InternVL3:
+@register_backbone("internvl")
+class InternVL3(Backbone):
     """A loaded InternVL3 model and tokenizer, with the stages a method composes."""
+
+    model_types = ("internvl",)
+    keywords = ("mini", "tiny")
+    tiny = "tiny"
+    cls_attn_source = "the class token: the last ViT layer's q_cls.k_i / sqrt(d) per head (forward hooks)"
+    frame_global_source = "the class token's output of the feature layer"
 
     def __init__(self, model, tokenizer, *, source: str, system_prompt: str | None, zoo_name: str | None = None):
         self.model = model.eval()
@@ -173,25 +141,19 @@ class InternVL3:
         tok = AutoTokenizer.from_pretrained(path)
         return cls(net.to(dev), tok, source=str(path.resolve()), system_prompt=INTERNVL_SYSTEM)
 
-    @property
-    def device(self) -> torch.device:
-        return next(self.model.parameters()).device
+    @classmethod
+    def presets(cls) -> dict:
+        return dict(PRESETS)
 
-    @property
-    def dtype(self) -> torch.dtype:
-        return next(self.model.parameters()).dtype
+    @classmethod
+    def preset_config(cls, name: str):
+        if name == "mini":
+            from transformers import InternVLConfig
 
-    def describe(self) -> dict:
-        return {
-            "source": self.source,
-            "image_size": self.image_size,
-            "tokens_per_frame": (self.grid_side // self.shuffle) ** 2,
-            "vision_width": self.vision_width,
-            "llm_width": self.llm_width,
-            "dtype": str(self.dtype).removeprefix("torch."),
-            "device": str(self.device),
-            "attn_implementation": self.model.config._attn_implementation,
-        }
+            from liteframe_bench import zoo
+
+            return InternVLConfig.from_dict(json.loads((zoo.path("mini") / "config.json").read_text()))
+        return build_config(name)
 
     # -------------------------------------------------------------------------------------------- vision
 
@@ -210,7 +172,7 @@ class InternVL3:
         finally:
             for h in hooks:
                 h.remove()
-        n, side = hidden.shape[0], self.grid_side
+        n, side = hidden.shape[0], math.isqrt(hidden.shape[1] - 1)  # the configured grid, or lowres's smaller one
         out = VisionOutput(grid=hidden[:, 1:].reshape(n, side, side, -1))
         if "k" in captured:
             k = attn.k_norm(captured["k"])
@@ -226,10 +188,6 @@ class InternVL3:
             out.cls_out = hidden[:, 0]
         return out
 
-    def project(self, grid: Tensor) -> Tensor:
-        """InternVL's pixel shuffle + MLP projector: [N, h, w, C] -> [N, h/2, w/2, D]."""
-        return self.mlp(self.shuffle_grid(grid))
-
     def shuffle_grid(self, grid: Tensor) -> Tensor:
         """InternVL's pixel shuffle: [N, h, w, C] -> [N, h/2, w/2, 4C], the MLP projector's input."""
         return self.model.model.pixel_shuffle(grid, scale_factor=self.config.downsample_ratio)
@@ -237,21 +195,6 @@ class InternVL3:
     def mlp(self, tokens: Tensor) -> Tensor:
         """InternVL's MLP projector, token-wise: [..., 4C] -> [..., D]."""
         return self.model.model.multi_modal_projector(tokens)
-
-    def pool_aux(self, t: Tensor, how: str) -> Tensor:
-        """Map per-patch signals [N, h, w, ...] onto the pixel-shuffled grid [N, h/2, w/2, ...].
-
-        Token (i, j) after pixel shuffle holds patches (2i+a, 2j+b). ``how="logsumexp"`` turns attention logits
-        into the logit of the group's total attention; ``how="mean"`` averages (keys).
-        """
-        s = self.shuffle
-        n, h, w = t.shape[:3]
-        g = (
-            t.reshape(n, h // s, s, w // s, s, *t.shape[3:])
-            .transpose(2, 3)
-            .reshape(n, h // s, w // s, s * s, *t.shape[3:])
-        )
-        return g.logsumexp(dim=3) if how == "logsumexp" else g.mean(dim=3)
 
     # -------------------------------------------------------------------------------------------- prompt
 
@@ -271,23 +214,15 @@ class InternVL3:
         ids = self.tokenizer(text, add_special_tokens=False, return_tensors="pt").input_ids
         return ids.to(self.device)
 
-    def embed(self, input_ids: Tensor, visual: Tensor) -> Tensor:
-        """Text embeddings with the visual tokens [N, D] scattered into the N ``<IMG_CONTEXT>`` positions."""
-        embeds = self.model.get_input_embeddings()(input_ids)
-        mask = input_ids == self.image_token_id
-        n_slots = int(mask.sum())
-        if n_slots != visual.shape[0]:
-            raise ValueError(f"prompt has {n_slots} {IMG_CONTEXT} slots for {visual.shape[0]} visual tokens")
-        return embeds.masked_scatter(mask.unsqueeze(-1), visual.to(embeds.dtype))
-
     # ------------------------------------------------------------------------------------------ generate
 
-    def prefill(self, embeds: Tensor):
+    def prefill(self, embeds: Tensor, position_ids: Tensor | None = None):
         """Run the LLM over the whole prompt; returns (logits of the last position [1, V], KV cache)."""
         from transformers import DynamicCache
 
         cache = DynamicCache(config=self.model.config.text_config)
-        out = self.model(inputs_embeds=embeds, use_cache=True, logits_to_keep=1, **{self._cache_kw: cache})
+        kw = {} if position_ids is None else {"position_ids": position_ids}
+        out = self.model(inputs_embeds=embeds, use_cache=True, logits_to_keep=1, **{self._cache_kw: cache}, **kw)
         return out.logits[:, -1], cache
 
     def decode_step(self, token: Tensor, cache) -> Tensor:

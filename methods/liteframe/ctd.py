@@ -288,9 +288,10 @@ def _collate(items: list[dict]) -> dict[str, Any]:
 
 def load_teacher(cfg: CTDConfig, device: torch.device):
     """The frozen teacher (vision tower only: the LLM and lm_head are dropped to free memory)."""
-    from liteframe_bench.backends.internvl import InternVL3
+    from liteframe_bench.backbone import load_backbone
 
-    teacher = InternVL3.load(cfg.teacher, device=str(device), dtype="auto", seed=cfg.teacher_seed)
+    teacher = load_backbone(cfg.teacher, device=str(device), dtype="auto", seed=cfg.teacher_seed)
+    tu.require_student_family(teacher, f"teacher={cfg.teacher!r}")
     teacher.model.model.language_model = None
     teacher.model.lm_head = None
     if device.type == "cuda":

@@ -422,9 +422,10 @@ def _lr(cfg: LMAConfig, step: int) -> float:
 
 def load_backbone(cfg: LMAConfig, device: torch.device):
     """The backbone for LMA (its vision tower is dropped: the student replaces it)."""
-    from liteframe_bench.backends.internvl import InternVL3
+    from liteframe_bench.backbone import load_backbone as load
 
-    bb = InternVL3.load(cfg.backbone, device=str(device), dtype="auto", seed=cfg.backbone_seed)
+    bb = load(cfg.backbone, device=str(device), dtype="auto", seed=cfg.backbone_seed)
+    tu.require_student_family(bb, f"backbone={cfg.backbone!r}")
     bb.model.model.vision_tower = None
     return bb
 

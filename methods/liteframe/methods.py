@@ -1,5 +1,8 @@
 """Methods ``liteframe-ctd`` and ``liteframe``: the LiteFrame student as the InternVL3 backbone's vision encoder.
 
+InternVL3 only (``train_utils.STUDENT_FAMILIES``): on another family (Qwen2.5-VL) binding raises a SpecError that
+names what differs (class token, temporal patches, merger).
+
 The student replaces InternViT *and* the post-hoc reducer: it outputs the compressed grid [T/4, 16, 16, 1024]
 (the teacher's ViT grid after 16x WAP), which goes through the teacher's pixel shuffle + projector into the
 LLM. Stages: ``vision`` = the student, ``project`` = pixel shuffle + projector (no ``reduce``).
@@ -84,6 +87,9 @@ class _StudentMethod(VideoLLM):
     def bind(self, backbone, reducer=None, at=None, tiles=(1, 1)):
         if reducer is not None:
             raise SpecError(f"method {type(self).name!r} compresses inside its encoder; it takes no reducer")
+        from liteframe_bench.methods.liteframe.train_utils import require_student_family
+
+        require_student_family(backbone, f"method {type(self).name!r}")
         super().bind(backbone, tiles=tiles)
         self.folder = self._checkpoint_folder(backbone)
         student = _random_student(backbone) if self.folder == "random" else self.load_student(backbone)
@@ -195,8 +201,7 @@ class LiteFrame(_StudentMethod):
     def project(self, grid: Tensor) -> Tensor:
         if getattr(self, "_projector", None) is None:
             return self.backbone.project(grid)
-        m = self.backbone.model.model
-        return self._projector(m.pixel_shuffle(grid, scale_factor=self.backbone.config.downsample_ratio))
+        return self._projector(self.backbone.shuffle_grid(grid))
 
     def generate(self, tokens, prompt, max_new_tokens=16, **kwargs):
         with self._adapter():

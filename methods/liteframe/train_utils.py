@@ -42,6 +42,23 @@ VIDEO_SUFFIXES = (".mp4", ".mkv", ".avi", ".webm")
 # Validation (``require`` is the framework's: one message format for every SpecError)
 
 
+#: Backbone families the LiteFrame student fits: it is trained to reproduce InternViT's class-token grid at the
+#: ViT's own resolution and feeds InternVL's pixel-shuffle projector, frame by frame (temporal stride 4 in frames).
+STUDENT_FAMILIES = ("internvl",)
+
+
+def require_student_family(backbone: Any, what: str) -> None:
+    """SpecError unless ``backbone`` is a family the LiteFrame student was built for (:data:`STUDENT_FAMILIES`)."""
+    family = getattr(backbone, "family", None)
+    if family not in STUDENT_FAMILIES:
+        raise SpecError(
+            f"{what}: the LiteFrame student is defined on InternVL3's geometry (an InternViT grid with a class "
+            f"token, one frame per encoder step, the pixel-shuffle projector); backbone family {family!r} "
+            f"({getattr(backbone, 'source', '?')}) differs (e.g. Qwen2.5-VL: no class token, 2-frame temporal "
+            f"patches, a 2x2 merger); allowed families: {', '.join(STUDENT_FAMILIES)}"
+        )
+
+
 def check_int(name: str, value: Any, minimum: int) -> None:
     ok = isinstance(value, int) and not isinstance(value, bool) and value >= minimum
     require(ok, name, value, f"an integer >= {minimum}")
