@@ -226,7 +226,8 @@ def profile_cmd(
 @app.command("cost")
 def cost_cmd(
     model: Annotated[
-        str, typer.Option(help="Preset (internvl3-1b/2b/8b, tiny) or a local InternVL3-*-hf folder.")
+        str, typer.Option(help="Preset (internvl3-1b/2b/8b, qwen2.5-vl-3b/7b, tiny, tiny-qwen) or a local model folder "
+                          "(InternVL3-*-hf or Qwen2.5-VL-*-Instruct).")
     ] = "internvl3-8b",
     method: Annotated[str, typer.Option(help="Comma-separated method specs, e.g. baseline,wap:ratio=16.")] = "baseline",
     frames: Annotated[str, typer.Option(help="Comma-separated frame counts.")] = "8,64,512",

@@ -1,8 +1,24 @@
 """The analytic cost model: FLOPs, bytes moved and a roofline latency bound per stage of a Video LLM run.
 
 One place for the formulas behind ``lfbench cost``, for any InternVL-style ``InternVLConfig`` (InternViT +
-pixel shuffle + MLP projector + Qwen2 LLM, as in transformers' ``models/internvl`` and ``models/qwen2``)
-and any method: ``baseline`` (no reducer) or a reducer spec such as ``wap:ratio=16``.
+pixel shuffle + MLP projector + Qwen2 LLM, as in transformers' ``models/internvl`` and ``models/qwen2``) or
+``Qwen2_5_VLConfig`` (below), and any method: ``baseline`` (no reducer) or a reducer spec such as ``wap:ratio=16``.
+Models are named as ``--model`` names them (presets, ``random:<preset>``, ``tiny``/``tiny-qwen``, folders), resolved
+through :func:`liteframe_bench.backbone.model_config`.
+
+Qwen2.5-VL (:class:`QwenGeometry`; ``transformers/models/qwen2_5_vl``, 5.24)
+---------------------------------------------------------------------------
+Frames go in pairs (temporal patches; an odd clip is padded with its last frame): ``T' = ceil(frames / 2)`` steps of
+``g^2`` patches (1024 at 448 px, no class token), which is also the ``T`` a reducer sees. ``vision``: Conv3d patch
+embedding ``2 M C (3 * 2 * p^2)`` (``M = T' g^2``), per layer qkv/proj linears with bias, a gated SiLU MLP
+(``2 M 3 C I``) and attention ``4 len^2 C`` per attention segment: each temporal patch in the ``fullatt_block_indexes``
+layers, each 112 px window (4x4 merge blocks, cut at the grid's edge) in the others (:func:`qwen_vision_ops`);
+reducers that need ``cls_attn`` add the substitute's q.k^T over each temporal patch, ``2 T' S^2 C``
+(:func:`received_attention_op`). ``project``: the 2x2 merger, RMSNorm then Linear(4C, 4C) + GELU + Linear(4C, D) on
+the merged tokens (256 per step at 448 px). Text: one ``<|vision_start|>``/``<|vision_end|>`` pair
+(:data:`QWEN_VIDEO_TEXT`) instead of per-frame labels, as 3D positions (M-RoPE, elementwise: not counted) carry time.
+The LLM formulas are the Qwen2 ones below. Checked against FlopCounterMode on the tiny model's whole pipeline and the
+real-size 7B tower on the meta device (``tests/test_cost_qwen.py``).
 
 Stages, in the order they run
 -----------------------------
@@ -88,7 +104,6 @@ with a reason, when prompt + ``new_tokens`` exceeds the LLM's ``max_position_emb
 
 from __future__ import annotations
 
-import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from typing import Any
@@ -105,6 +120,10 @@ LLM_SIDE = ("prefill", "generate")
 DEFAULT_FIXED_TEXT_TOKENS = 128
 #: Tokens of ``Frame{i}: <img>`` + ``</img>\n`` besides the digits of ``i``.
 FRAME_TEXT_BASE = 6
+#: Qwen2.5-VL's video block around its visual tokens: ``<|vision_start|>`` and ``<|vision_end|>``.
+QWEN_VIDEO_TEXT = 2
+#: The frame side lfbench feeds Qwen2.5-VL's published sizes (``backends.qwen.IMAGE_SIZE``).
+QWEN_IMAGE_SIZE = 448
 
 
 # ------------------------------------------------------------------------------------------------- GPUs
@@ -309,7 +328,77 @@ class Geometry:
         return self.proj_grid**2
 
 
-def geometry(cfg: Any) -> Geometry:
+@dataclass(frozen=True)
+class QwenGeometry:
+    """The numbers the Qwen2.5-VL formulas need, read from a ``Qwen2_5_VLConfig`` and lfbench's frame side.
+
+    The LLM fields (``D`` .. ``tied``) mean what they mean in :class:`Geometry` (a Qwen2 LLM in both families).
+    """
+
+    image: int
+    patch: int
+    channels: int
+    grid: int  # g = image / patch, patches per side of one frame pair
+    C: int
+    mlp_v: int  # I: the gated MLP's width
+    layers_v: int
+    heads_v: int
+    temporal: int  # frames per temporal patch (2)
+    merge: int  # spatial merge side (2)
+    window: int  # merge blocks per window side (window_size / merge / patch)
+    full_layers: int  # layers attending over the whole temporal patch (fullatt_block_indexes)
+    ratio: float  # 1 / merge, as Geometry's downsample ratio
+    D: int
+    L: int
+    h: int
+    kv: int
+    dh: int
+    F: int
+    V: int
+    max_pos: int
+    tied: bool
+    family: str = "qwen2.5-vl"
+
+    @property
+    def S(self) -> int:
+        """ViT tokens per temporal patch (no class token)."""
+        return self.grid * self.grid
+
+    @property
+    def shuffle(self) -> int:
+        return self.merge * self.merge
+
+    @property
+    def proj_grid(self) -> int:
+        return self.grid // self.merge
+
+    @property
+    def tokens_per_tile(self) -> int:
+        """LLM tokens per temporal patch (2 frames)."""
+        return self.proj_grid**2
+
+    def steps(self, frames: int) -> int:
+        """Temporal patches of a clip (padded with its last frame to an even length, as the processor does)."""
+        return -(-frames // self.temporal)
+
+    def window_sq_sum(self) -> int:
+        """sum over one temporal patch's attention windows of (patches in the window)^2, transformers'
+        ``get_vision_window_index``: windows of ``window x window`` merge blocks, the last row/column of windows
+        cut short where the merged grid does not divide (16 * sum_i a_i^2 * sum_j b_j^2 for block counts a, b)."""
+        G, w = self.proj_grid, self.window
+        sides = [w] * (G // w) + ([G % w] if G % w else [])
+        sq = sum(a * a for a in sides)
+        return self.shuffle**2 * sq * sq
+
+
+def geometry(cfg: Any, image_size: int | None = None) -> Geometry | QwenGeometry:
+    """The formulas' numbers of a config: :class:`Geometry` for InternVL, :class:`QwenGeometry` for Qwen2.5-VL
+    (``image_size``: the frame side lfbench feeds it, 448 unless given; InternVL's comes from its config)."""
+    if getattr(cfg, "model_type", None) == "qwen2_5_vl":
+        return qwen_geometry(cfg, image_size or QWEN_IMAGE_SIZE)
+    if not hasattr(cfg.vision_config, "image_size"):
+        raise SpecError(f"the cost model has no formulas for model_type {getattr(cfg, 'model_type', None)!r}; "
+                        "allowed: internvl, qwen2_5_vl")
     v, t = cfg.vision_config, cfg.text_config
     size = lambda x: x[0] if isinstance(x, (list, tuple)) else x
     image, patch = size(v.image_size), size(v.patch_size)
@@ -348,6 +437,38 @@ def geometry(cfg: Any) -> Geometry:
     )
 
 
+def qwen_geometry(cfg: Any, image_size: int = 448) -> QwenGeometry:
+    v, t = cfg.vision_config, cfg.text_config
+    p, m = int(v.patch_size), int(v.spatial_merge_size)
+    if image_size % (p * m):
+        raise SpecError(f"image_size {image_size} is invalid for Qwen2.5-VL; allowed: a multiple of {p * m}")
+    heads = t.num_attention_heads
+    return QwenGeometry(
+        image=image_size,
+        patch=p,
+        channels=int(v.in_channels),
+        grid=image_size // p,
+        C=v.hidden_size,
+        mlp_v=v.intermediate_size,
+        layers_v=v.depth,
+        heads_v=v.num_heads,
+        temporal=int(v.temporal_patch_size),
+        merge=m,
+        window=v.window_size // m // p,
+        full_layers=len(set(v.fullatt_block_indexes) & set(range(v.depth))),
+        ratio=1 / m,
+        D=t.hidden_size,
+        L=t.num_hidden_layers,
+        h=heads,
+        kv=t.num_key_value_heads,
+        dh=getattr(t, "head_dim", None) or t.hidden_size // heads,
+        F=t.intermediate_size,
+        V=t.vocab_size,
+        max_pos=t.max_position_embeddings,
+        tied=bool(getattr(cfg, "tie_word_embeddings", False)),
+    )
+
+
 def _norm_params(kind: str, width: int) -> int:
     return 2 * width if kind == "layer_norm" else width
 
@@ -355,8 +476,11 @@ def _norm_params(kind: str, width: int) -> int:
 # ------------------------------------------------------------------------------------ per-stage formulas
 
 
-def vision_ops(geo: Geometry, images: int, b: float = 2) -> list[Op]:
-    """InternViT over ``images`` tiles of ``image x image`` px: patch conv then ``layers_v`` layers on ``S`` tokens."""
+def vision_ops(geo: Geometry | QwenGeometry, images: int, b: float = 2) -> list[Op]:
+    """InternViT over ``images`` tiles of ``image x image`` px: patch conv then ``layers_v`` layers on ``S`` tokens
+    (Qwen2.5-VL: :func:`qwen_vision_ops` over the temporal patches of ``images`` frames)."""
+    if isinstance(geo, QwenGeometry):
+        return qwen_vision_ops(geo, geo.steps(images), b)
     n, g, C, Im, S, p = images, geo.grid, geo.C, geo.mlp_v, geo.S, geo.patch
     cin = geo.channels * p * p
     conv_f = 2 * n * g * g * C * cin
@@ -378,10 +502,55 @@ def vision_ops(geo: Geometry, images: int, b: float = 2) -> list[Op]:
     return ops
 
 
-def project_ops(geo: Geometry, tokens: int, b: float = 2, shuffled: int | None = None) -> list[Op]:
+def qwen_vision_ops(geo: QwenGeometry, steps: int, b: float = 2) -> list[Op]:
+    """Qwen2.5-VL's ViT over ``steps`` temporal patches of 2 frames (``modeling_qwen2_5_vl``, transformers 5.24).
+
+    Conv3d patch embedding (no bias) ``2 M C (3 * 2 * p^2)`` on ``M = steps * g^2`` patches; per layer: RMSNorm +
+    qkv Linear(C, 3C) with bias, attention, proj Linear(C, C), RMSNorm + gated SiLU MLP (gate, up: C -> I; down:
+    I -> C; all with bias). Attention (``4 len^2 C`` per segment: FlopCounterMode's SDPA count, once per
+    ``cu_seqlens`` chunk): ``full_layers`` layers over each temporal patch (``4 S^2 C`` each), the other layers
+    over each window (``4 C`` x :meth:`QwenGeometry.window_sq_sum`). The 2D rotary embedding is elementwise."""
+    n, g, C, Im, p = steps, geo.grid, geo.C, geo.mlp_v, geo.patch
+    M = n * g * g
+    cin = geo.channels * geo.temporal * p * p
+    conv = 2 * M * C * cin
+    embed = Op("patch_embed", conv, conv, b * cin * C, b * (M * cin + M * C))
+    full = 4 * n * geo.S**2 * C
+    window = 4 * n * geo.window_sq_sum() * C
+    io = b * 4 * M * C
+    lw = geo.layers_v - geo.full_layers
+    ops = [
+        embed,
+        linear("qkv", M, C, 3 * C, b, True, extra_weights=C).scaled(geo.layers_v),  # + norm1
+        Op("attention_full", full * geo.full_layers, full * geo.full_layers, 0, io * geo.full_layers),
+        Op("attention_window", window * lw, window * lw, 0, io * lw),
+        linear("attn_out", M, C, C, b, True).scaled(geo.layers_v),
+        linear("mlp_gate_up", M, C, 2 * Im, b, True, extra_weights=C).scaled(geo.layers_v),  # + norm2
+        linear("mlp_down", M, Im, C, b, True).scaled(geo.layers_v),
+    ]
+    return ops
+
+
+def received_attention_op(geo: QwenGeometry, steps: int, b: float = 2) -> Op:
+    """The class-token substitute (``backends.qwen``): the last layer's q.k^T over each temporal patch, ``2 S^2 C``
+    per step (the softmax and the mean over queries are elementwise/reductions, not counted), read q and k."""
+    f = 2 * steps * geo.S**2 * geo.C
+    return Op("received_attention", f, f, 0, b * 2 * steps * geo.S * geo.C)
+
+
+def project_ops(geo: Geometry | QwenGeometry, tokens: int, b: float = 2, shuffled: int | None = None) -> list[Op]:
     """Pixel shuffle + LayerNorm(4C) + Linear(4C->D) + GELU + Linear(D->D) on ``tokens`` post-shuffle tokens;
-    ``shuffled``: post-shuffle tokens the pixel shuffle makes when more than the MLP takes (a reducer at mlp)."""
+    ``shuffled``: post-shuffle tokens the pixel shuffle makes when more than the MLP takes (a reducer at mlp).
+
+    Qwen2.5-VL's ``Qwen2_5_VLPatchMerger``: RMSNorm(C) per patch, the 2x2 concatenation (counted as one read and
+    one write, like the pixel shuffle), Linear(4C -> 4C) + GELU + Linear(4C -> D), both with bias."""
     Cin = geo.C * geo.shuffle
+    if isinstance(geo, QwenGeometry):
+        return [
+            Op("merge", 0, 0, b * geo.C, b * 2 * (tokens if shuffled is None else shuffled) * Cin),  # + ln_q
+            linear("linear_1", tokens, Cin, Cin, b, True),
+            linear("linear_2", tokens, Cin, geo.D, b, True),
+        ]
     return [
         Op("pixel_shuffle", 0, 0, 0, b * 2 * (tokens if shuffled is None else shuffled) * Cin),
         linear("linear_1", tokens, Cin, geo.D, b, True, extra_weights=2 * Cin),  # + layer_norm (weight, bias)
@@ -472,20 +641,27 @@ def weight_elements(geo: Geometry) -> dict[str, int]:
 
 
 def resolve_model(model: Any) -> tuple[str, Any]:
-    """``(name, InternVLConfig)`` from a preset name, a local model folder or an ``InternVLConfig``."""
-    from liteframe_bench import presets
+    """``(name, config)`` from a preset name (``internvl3-8b``, ``qwen2.5-vl-7b``, ...), ``random:<preset>``, a
+    family keyword (``tiny``, ``tiny-qwen``), a local model folder, a config, or a loaded backbone."""
+    name, cfg, _ = _model(model)
+    return name, cfg
 
-    if isinstance(model, str):
-        if model in presets.PRESETS:
-            return model, presets.build_config(model)
-        if os.path.isdir(model):
-            from transformers import InternVLConfig
 
-            return model, InternVLConfig.from_pretrained(model)
-        presets.get_preset(model)  # raises SpecError naming the presets
-    if hasattr(model, "vision_config") and hasattr(model, "text_config"):
-        return getattr(model, "name_or_path", "") or "custom", model
-    raise SpecError(f"model must be a preset name ({', '.join(presets.PRESETS)}), a folder or an InternVLConfig")
+def _model(model: Any) -> tuple[str, Any, Geometry | QwenGeometry]:
+    """``(name, config, geometry)``; the frame side of a Qwen2.5-VL model comes from its backbone or preset."""
+    from liteframe_bench.backbone import Backbone, model_config
+
+    if isinstance(model, Backbone):
+        return model.source, model.config, geometry(model.config, getattr(model, "image_size", None))
+    if isinstance(model, (Geometry, QwenGeometry)):
+        return "custom", None, model
+    name, cfg, _ = model_config(model)
+    size = None
+    if isinstance(model, str) and getattr(cfg, "model_type", None) == "qwen2_5_vl":
+        from liteframe_bench.backends.qwen import IMAGE_SIZES
+
+        size = IMAGE_SIZES.get(name)
+    return name, cfg, geometry(cfg, size)
 
 
 def frame_labels(frames: int, step: int = 1, ordered: bool = True) -> list[str]:
@@ -592,14 +768,17 @@ def estimate(
     if prompt_tokens is not None:
         _check_positive("prompt_tokens", prompt_tokens)
     frames, tiles, new_tokens = int(frames), int(tiles), int(new_tokens)
-    name, cfg = resolve_model(model)
-    geo = geometry(cfg)
+    name, _, geo = _model(model)
+    qwen = isinstance(geo, QwenGeometry)
+    if qwen and tiles != 1:
+        raise SpecError(f"tiles={tiles} is invalid for Qwen2.5-VL (one clip per prompt); allowed: 1")
     spec, reducer, where, host = _method(method, at)
     if host is not None:
         geo = host.cost_geometry(geo)
     g_spec = get_gpu(gpu) if gpu is not None else None
     b = dtype_bytes
     n = frames * tiles
+    steps = geo.steps(frames) if qwen else frames  # encoder time steps: what a reducer sees as T
     cell: dict[str, Any] = {
         "model": name,
         "method": spec,
@@ -610,8 +789,10 @@ def estimate(
     }
 
     g, pg, sh, side = geo.grid, geo.proj_grid, geo.shuffle, round(1 / geo.ratio)
-    before = n * geo.tokens_per_tile
+    before = steps * tiles * geo.tokens_per_tile
     stage_ops: dict[str, list[Op]] = {"vision": vision_ops(geo, n, b)}
+    if qwen and reducer is not None and "cls_attn" in getattr(reducer, "needs", ()):
+        stage_ops["vision"].append(received_attention_op(geo, steps, b))
     step, ordered = 1, True
     try:
         if reducer is None:
@@ -619,9 +800,9 @@ def estimate(
             order = ["vision", "project", "prefill", "generate"]
             stage_ops["reduce"] = []
         elif where == "vit":  # the reducer sees [tiles, frames, g, g, C]; tiles are its batch
-            out = reducer.target_tokens(frames, g, g)
+            out = reducer.target_tokens(steps, g, g)
             if hasattr(reducer, "block_for"):
-                bt, bh, bw = reducer.block_for(frames, g, g)
+                bt, bh, bw = reducer.block_for(steps, g, g)
                 step = bt
                 if (g // bh) % side or (g // bw) % side:
                     raise ReducerError(
@@ -631,16 +812,16 @@ def estimate(
             if out % sh:
                 raise ReducerError(f"{spec} at vit keeps {out} tokens, not a multiple of the pixel shuffle's {sh}")
             proj_in = visual = tiles * out // sh
-            stage_ops["reduce"] = reduce_ops(reducer, n, g, g, geo.C, tiles * out, geo, b)
+            stage_ops["reduce"] = reduce_ops(reducer, steps * tiles, g, g, geo.C, tiles * out, geo, b)
             order = ["vision", "reduce", "project", "prefill", "generate"]
         elif where == "mlp":  # pixel shuffle on every token, the reducer on [pg, pg, 4C], the MLP on what it keeps
-            visual = proj_in = tiles * reducer.target_tokens(frames, pg, pg)
-            stage_ops["reduce"] = reduce_ops(reducer, n, pg, pg, geo.C * geo.shuffle, visual, geo, b)
+            visual = proj_in = tiles * reducer.target_tokens(steps, pg, pg)
+            stage_ops["reduce"] = reduce_ops(reducer, steps * tiles, pg, pg, geo.C * geo.shuffle, visual, geo, b)
             order = ["vision", "project", "reduce", "project", "prefill", "generate"]
         else:
-            visual = tiles * reducer.target_tokens(frames, pg, pg)
+            visual = tiles * reducer.target_tokens(steps, pg, pg)
             proj_in = before
-            stage_ops["reduce"] = reduce_ops(reducer, n, pg, pg, geo.D, visual, geo, b)
+            stage_ops["reduce"] = reduce_ops(reducer, steps * tiles, pg, pg, geo.D, visual, geo, b)
             order = ["vision", "project", "reduce", "prefill", "generate"]
         if reducer is not None:
             ordered = bool(getattr(reducer, "ordered", True))
@@ -648,8 +829,9 @@ def estimate(
         cell["error"] = str(e)
         return cell
 
-    labels = frame_labels(frames, step, ordered)
-    text = frame_text(labels, frame_text_tokens) + fixed_text_tokens
+    labels = ["Video"] if qwen else frame_labels(frames, step, ordered)
+    # Qwen2.5-VL's one video block: <|vision_start|> ... <|vision_end|> (positions, not labels, carry time)
+    text = (QWEN_VIDEO_TEXT if qwen else frame_text(labels, frame_text_tokens)) + fixed_text_tokens
     if prompt_tokens is not None:
         if prompt_tokens < visual:
             raise SpecError(f"prompt_tokens={prompt_tokens} is fewer than the {visual} visual tokens of {spec}")
@@ -745,11 +927,12 @@ def stage_flops(model: Any, method: str, frames: int, **kw: Any) -> tuple[dict[s
 
 
 def vision_gflops_per_frame(model: Any = "internvl3-8b") -> float:
-    """ViT + projector GFLOPs for one frame (one tile) of the baseline: 737.7 for InternVL3 at 448 px."""
-    _, cfg = resolve_model(model)
-    geo = geometry(cfg)
-    ops = vision_ops(geo, 1) + project_ops(geo, geo.tokens_per_tile)
-    return sum(o.flops for o in ops) / 1e9
+    """ViT + projector GFLOPs for one frame (one tile) of the baseline: 737.7 for InternVL3 at 448 px (Qwen2.5-VL:
+    half of a temporal patch of two frames)."""
+    _, _, geo = _model(model)
+    frames = geo.temporal if isinstance(geo, QwenGeometry) else 1
+    ops = vision_ops(geo, frames) + project_ops(geo, geo.tokens_per_tile)
+    return sum(o.flops for o in ops) / 1e9 / frames
 
 
 # --------------------------------------------------------------------------------------- report/render
@@ -774,8 +957,7 @@ def report(
     for m in methods:
         _method(m)  # fail fast on a bad spec before computing anything
     g_spec = get_gpu(gpu) if gpu is not None else None
-    name, cfg = resolve_model(model)
-    geo = geometry(cfg)
+    name, cfg, geo = _model(model)
     kw = dict(
         gpu=g_spec,
         dtype_bytes=dtype_bytes,
@@ -785,10 +967,11 @@ def report(
         new_tokens=new_tokens,
         ops=ops,
     )
-    cells = [estimate(cfg, m, f, **kw) | {"model": name} for m in methods for f in frames]
+    cells = [estimate(geo, m, f, **kw) | {"model": name} for m in methods for f in frames]
     return {
         "benchmark": "cost",
-        "model": {"name": name, "geometry": asdict(geo), "vision_gflops_per_frame": vision_gflops_per_frame(cfg)},
+        "model": {"name": name, "family": getattr(geo, "family", "internvl"), "geometry": asdict(geo),
+                  "vision_gflops_per_frame": vision_gflops_per_frame(geo)},
         "gpu": g_spec.to_json() if g_spec else None,
         "settings": {
             "dtype_bytes": dtype_bytes,

@@ -144,7 +144,7 @@ def analytic_flops(method, frames: int, *, prompt_tokens: int, new_tokens: int):
 
     rows, cols = getattr(method, "tiles", (1, 1))
     return cost.stage_flops(
-        method.backbone.config,
+        method.backbone,
         method.full_spec,
         frames,
         tiles=rows * cols,

@@ -127,3 +127,28 @@ def test_load_backbone_errors(tmp_path):
         load_backbone(str(tmp_path))
     with pytest.raises(lfb.SpecError, match="dtype='fp8' is invalid"):
         load_backbone("tiny-qwen", dtype="fp8")
+
+
+# ------------------------------------------------------------------------------------------------ sweep
+
+
+@pytest.mark.parametrize("family", FAMILIES)
+def test_sweep_runs_on_every_family(family, tmp_path, capsys):
+    """``lfbench sweep --model <tiny>`` with the issue's methods: every cell runs, and the cost model prices it."""
+    from liteframe_bench.cli import main
+    from liteframe_bench.results import ResultsDir
+
+    tiny = next(c for c in backbones() if c.family == family).tiny
+    out = tmp_path / "sweep"
+    args = ["sweep", "--model", tiny, "--methods", "baseline,wap:ratio=16,tome:ratio=16", "--frames", "8",
+            "--limit", "1", "--timing-samples", "1", "--warmup", "0", "--repeats", "1", "--out", str(out), "--json"]
+    assert main(args) == 0
+    summary = json.loads(capsys.readouterr().out)
+    assert summary["ran"] == 3 and summary["errors"] == []
+    cells, _ = ResultsDir(out).load()
+    assert set(cells["status"]) == {"ok"} and set(cells["flops_source"]) == {"analytic"}
+    assert sorted(cells["visual_tokens"].tolist()) == sorted([bb_tokens(tiny, 8)] + [bb_tokens(tiny, 8) // 16] * 2)
+
+
+def bb_tokens(tiny: str, frames: int) -> int:
+    return load_backbone(tiny).tokens_before(frames)

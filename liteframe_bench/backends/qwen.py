@@ -12,7 +12,8 @@ How its vision side maps onto the pipeline (and differs from InternVL3):
 - **Window attention.** Most ViT layers attend inside 112 px windows, the ``fullatt_block_indexes`` layers inside a
   whole temporal patch; the tower permutes its sequence window by window (``get_vision_window_index``) and returns
   ``last_hidden_state`` in that order. :meth:`Qwen25VL.vision` undoes the permutation and returns the usual
-  ``[steps, h, w, C]`` raster grid, so reducers see the same geometry as on InternVL.
+  ``[steps, h, w, C]`` raster grid, so reducers see the same geometry as on InternVL. The tower's forward also runs
+  the merger; during :meth:`Qwen25VL.vision` the merger is swapped for an identity, so it runs once, in ``project``.
 - **2x2 merger instead of the pixel shuffle.** ``Qwen2_5_VLPatchMerger``: RMSNorm per patch (``ln_q``), the 4 patches
   of a 2x2 block concatenated in (row, col) order, then Linear(4C, 4C) + GELU + Linear(4C, D).
   :meth:`shuffle_grid` = ``ln_q`` + the concatenation, :meth:`mlp` = the MLP, so ``at=mlp`` reducers see one 4C row
@@ -352,9 +353,11 @@ class Qwen25VL(Backbone):
             hooks.append(block.attn.qkv.register_forward_hook(lambda m, i, o: captured.__setitem__("qkv", o)))
             hooks.append(block.attn.register_forward_pre_hook(
                 lambda m, a, kw: captured.__setitem__("rope", kw["position_embeddings"]), with_kwargs=True))
+        merger, tower.merger = tower.merger, torch.nn.Identity()  # the merger runs in the project stage, not here
         try:
             hidden = tower(flat.to(self.dtype), grid_thw=grid_thw).last_hidden_state  # [L, C], window order
         finally:
+            tower.merger = merger
             for h in hooks:
                 h.remove()
         order = self._window_order(grid_thw)
