@@ -1,4 +1,4 @@
-"""``baseline``: InternVL3 as published, every visual token to the LLM."""
+"""``baseline``: the backbone as published, every visual token to the LLM."""
 
 from dataclasses import dataclass
 
@@ -9,6 +9,11 @@ from liteframe_bench.pipeline import VideoLLM
 @register_method("baseline")
 @dataclass
 class Baseline(VideoLLM):
-    """InternVL3 as published: 256 tokens per 448 px frame, no reduction (also the host of any reducer spec)."""
+    """The backbone as published, no reduction (also the host of any reducer spec).
 
-    reference = "InternVL3 (Zhu et al., 2025, arXiv:2504.10479); transformers InternVLForConditionalGeneration"
+    InternVL3: 256 tokens per 448 px frame; Qwen2.5-VL: 256 per pair of 448 px frames."""
+
+    reference = (
+        "InternVL3 (Zhu et al., 2025, arXiv:2504.10479), transformers InternVLForConditionalGeneration; Qwen2.5-VL "
+        "(Bai et al., 2025, arXiv:2502.13923), transformers Qwen2_5_VLForConditionalGeneration"
+    )

@@ -88,7 +88,7 @@ class CTDConfig:
     init: str | None = field(
         default=None, metadata={"help": "start from this saved student folder (its config replaces student)"}
     )
-    teacher: str = field(default="tiny", metadata={"help": "InternVL3.load spec: tiny, random:<preset>, folder"})
+    teacher: str = field(default="tiny", metadata={"help": "InternVL3 model: tiny, random:<preset>, folder"})
     teacher_seed: int = field(default=0, metadata={"help": "seed of a random (tiny / random:) teacher"})
     wap: str = field(default="wap:ratio=16", metadata={"help": "reducer spec that makes the targets"})
     steps: int = field(default=1000, metadata={"help": "optimizer steps"})

@@ -84,7 +84,7 @@ class LMAConfig:
                   "(scenes rendered on the fly from the zoo's training seeds)"},
     )
     out: str = field(default="runs/lma", metadata={"help": "output folder"})
-    backbone: str = field(default="tiny", metadata={"help": "InternVL3.load spec: tiny, random:<preset>, folder"})
+    backbone: str = field(default="tiny", metadata={"help": "InternVL3 model: tiny, random:<preset>, folder"})
     backbone_seed: int = field(default=0, metadata={"help": "seed of a random (tiny / random:) backbone"})
     split: str = field(default="train", metadata={"help": "suite split for data=synth[:size]"})
     data_root: str | None = field(default=None, metadata={"help": "data root for suites (default $LFBENCH_DATA)"})
