@@ -158,11 +158,13 @@ class Backbone(abc.ABC):
         return self.time_steps(frames), side, side
 
     def describe(self) -> dict:
+        per_step = (self.grid_side // self.shuffle) ** 2
         return {
             "family": self.family,
             "source": self.source,
             "image_size": self.image_size,
-            "tokens_per_frame": (self.grid_side // self.shuffle) ** 2 / self.temporal_patch,
+            "tokens_per_frame": per_step // self.temporal_patch if per_step % self.temporal_patch == 0 else
+            per_step / self.temporal_patch,
             "temporal_patch": self.temporal_patch,
             "vision_width": self.vision_width,
             "llm_width": self.llm_width,
