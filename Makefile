@@ -1,5 +1,6 @@
 # Two entry points (see README): `make demo` runs the main job on the embedded default, `make test` the tests.
-# Both create .venv idempotently: the install step reruns only when pyproject.toml changes.
+# Both create .venv idempotently: the install step reruns only when pyproject.toml changes. The ray extra is installed
+# too: tests/test_ray_executor.py runs sweeps on a Ray cluster it starts.
 PYTHON ?= python3.11
 VENV   ?= .venv
 PY     := $(VENV)/bin/python
@@ -9,7 +10,7 @@ STAMP  := $(VENV)/.lfbench-installed
 
 $(STAMP): pyproject.toml
 	@test -x $(PY) || $(PYTHON) -m venv $(VENV)
-	$(PY) -m pip install -q -e '.[dev]'
+	$(PY) -m pip install -q -e '.[dev,ray]'
 	@touch $(STAMP)
 
 # The main job on the embedded default: the zoo's trained mini InternVL3, every 16x reducer and LiteFrame on the

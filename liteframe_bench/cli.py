@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import json
 import sys
 from pathlib import Path
@@ -304,8 +305,16 @@ results_app = typer.Typer(help="Inspect, export and merge results folders.", no_
 app.add_typer(results_app, name="results")
 
 
+class Executor(enum.StrEnum):
+    """Where ``lfbench sweep`` runs its cells (``sweep.EXECUTORS``)."""
+
+    local = "local"
+    ray = "ray"
+
+
 @app.command("sweep")
 def sweep_cmd(
+    ctx: typer.Context,
     methods: Annotated[
         str | None, typer.Option(help="Comma-separated specs (default: baseline, lowres + every reducer).")
     ] = None,
@@ -332,10 +341,54 @@ def sweep_cmd(
     flops: Annotated[
         bool, typer.Option(help="Also count FLOPs per stage (FlopCounterMode, one untimed run per cell).")
     ] = False,
+    executor: Annotated[
+        Executor,
+        typer.Option(
+            case_sensitive=False,
+            help="Where cells run: local (one after another in this process) or ray (each cell on a worker of a "
+            "Ray cluster; needs the ray extra: pip install 'liteframe-bench\\[ray]'). Same cells, ids and results "
+            "folder either way."
+        ),
+    ] = Executor.local,
+    address: Annotated[
+        str | None,
+        typer.Option(
+            help="With --executor ray: the cluster, auto (a running cluster, else an error) or HOST:PORT of its "
+            "head (`ray start --head` prints it). Default: $RAY_ADDRESS, else the cluster last started on this "
+            "machine, else a new one on this machine."
+        ),
+    ] = None,
+    gpus_per_cell: Annotated[
+        float | None,
+        typer.Option(
+            help="With --executor ray: GPUs each worker (one cell at a time) requests; default 1 with --device "
+            "cuda, 0 (one CPU) with --device cpu. A fraction (0.5) shares a GPU between workers, which skews "
+            "latency."
+        ),
+    ] = None,
+    retries: Annotated[
+        int,
+        typer.Option(
+            min=0,
+            help="With --executor ray: times a cell whose worker died is handed out again before it is recorded "
+            "as an error with the reason.",
+        ),
+    ] = 2,
     json_: JsonOpt = False,
 ) -> None:
-    """Accuracy (lmms-eval) and latency (profiler, timing mode) for every method x frames x suite cell."""
+    """Accuracy (lmms-eval) and latency (profiler, timing mode) for every method x frames x suite cell.
+
+    Locally by default; on a Ray cluster with --executor ray (see the README, "Running on a cluster"); or split by
+    hand across processes or a job array with --shard i/n and joined with `lfbench results merge`.
+    """
     from liteframe_bench import sweep
+
+    executor = executor.value
+    ray_only = {"--address": address is not None, "--gpus-per-cell": gpus_per_cell is not None,
+                "--retries": retries != 2}
+    if executor == "local" and any(ray_only.values()):
+        given = ", ".join(k for k, v in ray_only.items() if v)
+        raise LfbenchError(f"{given}: only used with --executor ray (this sweep runs with --executor local)")
 
     cfg = sweep.SweepConfig(
         methods=registry.split_specs(methods) if methods else sweep.default_methods(),
@@ -354,7 +407,18 @@ def sweep_cmd(
         seed=seed,
         flops=flops,
     )
-    summary = sweep.run_sweep(cfg, progress=not json_)
+    ray_options = None
+    if executor == "ray":
+        from liteframe_bench.ray_executor import RayOptions
+
+        root = ctx.find_root().params.get("plugins")
+        ray_options = RayOptions(
+            address=address,
+            gpus_per_cell=gpus_per_cell,
+            retries=retries,
+            plugins=[str(Path(p).resolve()) for p in root or []],
+        )
+    summary = sweep.run_sweep(cfg, progress=not json_, executor=executor, ray_options=ray_options)
     if json_:
         _print_json(summary)
     else:
@@ -364,6 +428,9 @@ def sweep_cmd(
         )
         for e in summary["errors"]:
             typer.echo(f"  {e['method']} @ {e['frames']} frames on {e['suite']}: {e['reason']}")
+        if summary.get("executor") == "ray":
+            typer.echo(f"  ran on {len(summary['workers'])} Ray worker(s); {summary['retried']} cell(s) handed out "
+                       "again after their worker died")
 
 
 @results_app.command("show")

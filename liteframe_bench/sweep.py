@@ -17,7 +17,9 @@ For each cell:
 Nothing is lost: a cell's samples then its row are written atomically (``results.ResultsDir``), a rerun of the
 same command skips finished cells and redoes partial ones, and a cell that cannot run (reducer target impossible
 at that frame count, prompt over the context, out of memory) is recorded with its reason while the sweep goes on.
-``shard=(i, n)`` runs every n-th cell (by cell id) so processes or nodes can split a sweep.
+``shard=(i, n)`` runs every n-th cell (by cell id) so processes or nodes can split a sweep; ``executor="ray"`` runs
+the cells on a Ray cluster instead of one after another here (``ray_executor``: same plan, same ``run_cell``, the
+same store written by this process).
 """
 
 from __future__ import annotations
@@ -349,15 +351,12 @@ def plan(cfg: SweepConfig, backbone) -> list[tuple[str, str, int, str]]:
     return [c for k, c in enumerate(unique) if k % n == i]
 
 
-def run_sweep(cfg: SweepConfig, *, progress: bool = True, argv: Sequence[str] | None = None) -> dict[str, Any]:
-    """Run (or resume) a sweep; returns a summary of this invocation."""
+def prepare(cfg: SweepConfig):
+    """(task manager, backbone) of a sweep: what the local runner and each Ray worker set up once."""
     os.environ["HF_HUB_OFFLINE"] = "1"
     os.environ["HF_DATASETS_OFFLINE"] = "1"
-    from tqdm.auto import tqdm
-
     from liteframe_bench.backbone import load_backbone
     from liteframe_bench.evaluate import task_manager
-    from liteframe_bench.provenance import machine
 
     torch.manual_seed(cfg.seed)
     tm = task_manager()
@@ -365,27 +364,78 @@ def run_sweep(cfg: SweepConfig, *, progress: bool = True, argv: Sequence[str] | 
     if unknown:
         raise SpecError(f"unknown suite(s) {unknown}; allowed: {', '.join(sorted(tm.all_tasks))}")
     backbone = load_backbone(cfg.model, device=cfg.device, dtype=cfg.dtype, seed=cfg.seed)
+    return tm, backbone
+
+
+def new_run_id() -> str:
+    return dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
+
+
+def run_record(cfg: SweepConfig, backbone, run_id: str, argv: Sequence[str] | None) -> dict[str, Any]:
+    """The provenance record of one invocation (``runs/<run_id>.json``), taken where the cells run."""
+    from liteframe_bench.provenance import machine
+
+    return {
+        "run_id": run_id,
+        "started_at": _now(),
+        "command": shlex.join(argv if argv is not None else sys.argv),
+        "config": asdict(cfg),
+        "model": backbone.describe(),
+        "machine": machine(cfg.device),
+        "seed": cfg.seed,
+        "timing": {
+            "mode": "fixed decode length, warm-up + repeats, medians, no caches",
+            "clock": "cuda events" if backbone.device.type == "cuda" else "perf_counter",
+        },
+    }
+
+
+def summarize(run_id: str, store: ResultsDir, cells: list, done_before: int, rows: list[dict]) -> dict[str, Any]:
+    return {
+        "run_id": run_id,
+        "out": str(store.path),
+        "cells": len(cells),
+        "skipped_done": done_before,
+        "ran": len(rows),
+        "errors": [
+            {"method": r["method"], "frames": r["frames"], "suite": r["suite"], "reason": r.get("reason")}
+            for r in rows
+            if r["status"] == "error"
+        ],
+    }
+
+
+EXECUTORS = ("local", "ray")
+
+
+def run_sweep(
+    cfg: SweepConfig,
+    *,
+    progress: bool = True,
+    argv: Sequence[str] | None = None,
+    executor: str = "local",
+    ray_options=None,
+) -> dict[str, Any]:
+    """Run (or resume) a sweep; returns a summary of this invocation.
+
+    ``executor="ray"`` hands the cells to a Ray cluster (``liteframe_bench.ray_executor``, options in
+    ``ray_options``); ``"local"`` runs them one after another in this process.
+    """
+    if executor not in EXECUTORS:
+        raise SpecError(f"executor={executor!r} is invalid; allowed: {', '.join(EXECUTORS)}")
+    if executor == "ray":
+        from liteframe_bench.ray_executor import RayOptions, run_sweep_ray
+
+        return run_sweep_ray(cfg, ray_options or RayOptions(), progress=progress, argv=argv)
+    from tqdm.auto import tqdm
+
+    tm, backbone = prepare(cfg)
     cells = plan(cfg, backbone)
     store = ResultsDir(cfg.out)
     if store.path.exists():
         store.load()  # a malformed or foreign file stops us before any work, naming it
-    run_id = dt.datetime.now(dt.UTC).strftime("%Y%m%dT%H%M%SZ") + "-" + uuid.uuid4().hex[:6]
-    store.write_run(
-        run_id,
-        {
-            "run_id": run_id,
-            "started_at": _now(),
-            "command": shlex.join(argv if argv is not None else sys.argv),
-            "config": asdict(cfg),
-            "model": backbone.describe(),
-            "machine": machine(cfg.device),
-            "seed": cfg.seed,
-            "timing": {
-                "mode": "fixed decode length, warm-up + repeats, medians, no caches",
-                "clock": "cuda events" if backbone.device.type == "cuda" else "perf_counter",
-            },
-        },
-    )
+    run_id = new_run_id()
+    store.write_run(run_id, run_record(cfg, backbone, run_id, argv))
     todo = [c for c in cells if not store.is_done(c[0])]
     done_before = len(cells) - len(todo)
     rows = []
@@ -411,15 +461,4 @@ def run_sweep(cfg: SweepConfig, *, progress: bool = True, argv: Sequence[str] | 
         )
         bar.update()
     bar.close()
-    return {
-        "run_id": run_id,
-        "out": str(store.path),
-        "cells": len(cells),
-        "skipped_done": done_before,
-        "ran": len(rows),
-        "errors": [
-            {"method": r["method"], "frames": r["frames"], "suite": r["suite"], "reason": r.get("reason")}
-            for r in rows
-            if r["status"] == "error"
-        ],
-    }
+    return summarize(run_id, store, cells, done_before, rows)

@@ -13,7 +13,8 @@ LFBENCH = Path(sys.executable).parent / "lfbench"
     "args,usage,message",
     [
         (["nosuchcmd"], "Usage: lfbench [OPTIONS] COMMAND", "No such command 'nosuchcmd'"),
-        (["sweep", "--executor", "x"], "Usage: lfbench sweep [OPTIONS]", "No such option: --executor"),
+        (["sweep", "--nosuch", "x"], "Usage: lfbench sweep [OPTIONS]", "No such option: --nosuch"),
+        (["sweep", "--executor", "x"], "Usage: lfbench sweep [OPTIONS]", "'x' is not one of 'local', 'ray'"),
         (["data", "check"], "Usage: lfbench data check [OPTIONS]", "Missing argument"),
     ],
 )
