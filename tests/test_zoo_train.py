@@ -5,11 +5,20 @@ import json
 from dataclasses import replace
 
 import torch
+import torch.nn.functional as F
 
 from liteframe_bench import zoo
 from liteframe_bench.backends.internvl import InternVL3
 from liteframe_bench.zoo import model as zm
-from liteframe_bench.zoo.teacher import TeacherConfig, train_teacher
+from liteframe_bench.zoo.teacher import (
+    BindConfig,
+    TeacherConfig,
+    Texts,
+    hint_rows,
+    text_rows_loss,
+    train_bind,
+    train_teacher,
+)
 from liteframe_bench.zoo.train import train_zoo
 
 
@@ -22,6 +31,7 @@ def test_zoo_train_tiny_budget_end_to_end_then_resume(tmp_path, monkeypatch):
         assert card["steps"] >= 1 and card["command"].startswith("lfbench zoo train")
         assert card["eval"]["families"]["overall"]["questions"] == 5
         assert (out / name / zoo.CARD).is_file()
+    assert cards["mini"]["bind_steps"] >= 2 and cards["mini"]["training"]["bind_last"]["mc_acc"] >= 0
 
     # the new zoo is usable as the default model's zoo
     monkeypatch.setenv("LFBENCH_ZOO", str(out))
@@ -61,3 +71,49 @@ def test_teacher_resumes_exactly(tmp_path):
     assert [h["step"] for h in rec2["history"]] == [1, 2, 3, 4]
     for (k, a), (_, b) in zip(whole.state_dict().items(), parts.state_dict().items(), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=k)
+
+
+def test_bind_resumes_exactly_through_its_video_steps(tmp_path):
+    tok = zm.build_tokenizer(0)
+    cfg = BindConfig(steps=3, texts=4, video_texts=2, video_from=1, frames=12, warmup_steps=1, checkpoint_every=0,
+                     eval_every=0)
+
+    def run(out, stops):
+        torch.manual_seed(0)
+        net = zm.build_model(tok, 0)
+        bb = InternVL3(net, tok, source="mini (test)", system_prompt=None)
+        for stop in stops:
+            rec = train_bind(replace(cfg, out=str(out)), bb, progress=False, log=lambda m: None, stop_after=stop)
+        return net, rec
+
+    whole, rec = run(tmp_path / "a", [None])
+    parts, rec2 = run(tmp_path / "b", [1, None])
+    assert rec2["finished"] and [h["step"] for h in rec2["history"]] == [1, 2, 3]
+    assert "mc" in rec["history"][-1] and "mc" not in rec["history"][0]  # text only, then clips
+    for (k, a), (_, b) in zip(whole.state_dict().items(), parts.state_dict().items(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=k)
+
+
+def test_text_rows_share_their_instruction_and_lose_nothing():
+    """The shared-prefix, length-sorted forward gives the plain batched forward's loss and gradients."""
+    tok = zm.build_tokenizer(0)
+    net = zm.build_model(tok, 0)
+    bb = InternVL3(net, tok, source="mini (test)", system_prompt=None)
+    rows = hint_rows(tok, 7, (0, 12, 3), 12)
+    assert len({tuple(r[2][:20]) for r in rows}) == 1  # the suite's instruction: a common prefix to share
+    loss, acc = text_rows_loss(bb, rows, chunk=3)
+    loss.backward()
+    grads = {k: p.grad.clone() for k, p in net.named_parameters() if p.grad is not None}
+    net.zero_grad()
+    ids, labels = Texts.pad(rows, tok.pad_token_id)
+    lm = net.model.language_model
+    hidden = lm(inputs_embeds=lm.get_input_embeddings()(ids), use_cache=False).last_hidden_state
+    target = labels[:, 1:]
+    keep = target != -100
+    plain = F.cross_entropy(net.lm_head(hidden[:, :-1][keep]).float(), target[keep])
+    plain.backward()
+    torch.testing.assert_close(loss, plain, rtol=1e-5, atol=1e-6)
+    for k, p in net.named_parameters():
+        if p.grad is not None:
+            torch.testing.assert_close(grads[k], p.grad, rtol=1e-3, atol=1e-6, msg=k)
+    assert 0.0 <= acc <= 1.0

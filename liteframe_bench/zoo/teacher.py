@@ -289,27 +289,63 @@ def clips_per_step(cfg: TeacherConfig, step: int) -> int:
     return {"vision": cfg.vision_clips, "short": cfg.short_clips, "full": cfg.clips}[phase(cfg, step)]
 
 
-def text_hint_loss(bb, cfg: TeacherConfig, step: int) -> torch.Tensor:
-    """Letter loss of ``cfg.hint_texts`` multiple-choice questions with their answer's text in the question and no
-    video (scenes of their own stream seed, never rendered): reading options and binding an answer to its letter."""
+def hint_rows(tok, n: int, key: tuple, frames: int) -> list:
+    """``n`` text-only hint rows (kind, family, prompt ids, answer ids): multiple-choice questions about training
+    scenes (never rendered) with the answer's text in the question, in the suite's prompt after the user turn's
+    opening. ``key`` seeds the scenes (stream seed first: never the eval split)."""
     import numpy as np
 
-    tok, lm = bb.tokenizer, bb.model.model.language_model
     enc = lambda s: tok(s, add_special_tokens=False).input_ids
     end = enc("<|im_end|>")
     rows = []
-    rng = np.random.default_rng([stream.TRAIN_SEED, cfg.seed, 11, step])
-    while len(rows) < cfg.hint_texts:
-        scene, plan = stream.make_train_scene(rng, step, cfg.frames)
+    rng = np.random.default_rng([stream.TRAIN_SEED, *key])
+    while len(rows) < n:
+        scene, plan = stream.make_train_scene(rng, int(key[-1]), frames)
         for family, q, opts, ans in stream.mc_questions(rng, scene, plan, copies=1):
             q = f"{q} (The answer is: {stream.option_text(opts, ans)}.)"
             rows.append(("hint", family, enc("<|im_start|>user\n" + suffix_text(mc_text(q, opts))), enc(ans) + end))
-    ids, labels = Texts.pad(rows[: cfg.hint_texts], tok.pad_token_id)
-    ids, labels = ids.to(bb.device), labels.to(bb.device)
-    hidden = lm(inputs_embeds=lm.get_input_embeddings()(ids), use_cache=False).last_hidden_state
-    target = labels[:, 1:]
-    keep = target != IGNORE
-    return F.cross_entropy(bb.model.lm_head(hidden[:, :-1][keep]).float(), target[keep])
+    return rows[:n]
+
+
+def text_rows_loss(bb, rows: list, chunk: int = 16) -> tuple[torch.Tensor, float]:
+    """Mean answer-token loss and letter accuracy of text-only rows. The rows' common leading tokens (the suite's
+    instruction) run once and their KV cache is shared; the rest runs in length-sorted chunks (less padding)."""
+    from transformers import DynamicCache
+
+    tok, model = bb.tokenizer, bb.model
+    lm = model.model.language_model
+    lead = 0
+    first = rows[0][2]
+    while lead < len(first) - 1 and all(len(r[2]) > lead + 1 and r[2][lead] == first[lead] for r in rows):
+        lead += 1
+    cache = DynamicCache(config=model.config.text_config)
+    kw = bb._cache_kw
+    head = torch.tensor([first[:lead]], device=bb.device)
+    lm(inputs_embeds=lm.get_input_embeddings()(head), use_cache=True, **{kw: cache})
+    letters = torch.tensor([tok.convert_tokens_to_ids(L) for L in g.LETTERS], device=bb.device)
+    rest = sorted(((k, f, p[lead:], a) for k, f, p, a in rows), key=lambda r: len(r[2]) + len(r[3]))
+    total, count, hits = 0.0, 0, 0
+    for i in range(0, len(rest), chunk):
+        part = rest[i : i + chunk]
+        ids, labels = Texts.pad(part, tok.pad_token_id)
+        ids, labels = ids.to(bb.device), labels.to(bb.device)
+        branch = _branch(cache, ids.shape[0], model.config.text_config)
+        hidden = lm(inputs_embeds=lm.get_input_embeddings()(ids), use_cache=True, **{kw: branch}).last_hidden_state
+        logits = model.lm_head(hidden[:, :-1])
+        target = labels[:, 1:]
+        keep = target != IGNORE
+        total = total + F.cross_entropy(logits[keep].float(), target[keep], reduction="sum")
+        count += int(keep.sum())
+        for b, (_, _, p, a) in enumerate(part):
+            hits += int(g.LETTERS[int(logits[b, len(p) - 1, letters].argmax())] == tok.decode(a[:1]))
+    return total / count, hits / len(rows)
+
+
+def text_hint_loss(bb, cfg: TeacherConfig, step: int) -> torch.Tensor:
+    """Letter loss of ``cfg.hint_texts`` multiple-choice questions with their answer's text in the question and no
+    video (scenes of their own stream seed, never rendered): reading options and binding an answer to its letter."""
+    rows = hint_rows(bb.tokenizer, cfg.hint_texts, (cfg.seed, 11, step), cfg.frames)
+    return text_rows_loss(bb, rows)[0]
 
 
 def _clip_index(cfg: TeacherConfig, step: int, c: int) -> int:
@@ -404,6 +440,115 @@ def train_teacher(cfg: TeacherConfig, bb, progress: bool = True, log=print, stop
                                if k in recent[0]}}))
         if cfg.eval_every and done % cfg.eval_every == 0:
             acc = evaluate_stream(bb, cfg, cfg.eval_clips)
+            evals.append({"step": done, "seconds": round(time.perf_counter() - t0, 1), **acc})
+            log(json.dumps(evals[-1]))
+        if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done != stop:
+            save(done)
+    bar.close()
+    if stop > start or ckpt is None:
+        save(stop)
+    return {"config": asdict(cfg), "history": history, "evals": evals, "seconds": time.perf_counter() - t0,
+            "train_seconds": before + time.perf_counter() - t0, "finished": stop >= cfg.steps, "steps": stop}
+
+
+@dataclass
+class BindConfig:
+    """The binding stage, after the teacher: reading the options and answering with the right letter.
+
+    The teacher's LLM learns to ground what it sees in words (its open answers beat chance) but not to pick the
+    option that says it: a letter loss alone gives a 4-layer LLM trained from scratch too little signal. This
+    stage first trains the binding on its own, on text (``texts`` multiple-choice questions per step that state
+    their answer, no video: cheap, so many per step), then from ``video_from`` on clips as well: their
+    multiple-choice questions with and without the stated answer, their open questions and description (so the
+    grounding is kept). Fresh AdamW (the stage starts from the teacher's exported weights)."""
+
+    out: str = "runs/zoo/bind"
+    steps: int = 850
+    lr: float = 5e-4
+    weight_decay: float = 0.05
+    warmup_steps: int = 20
+    min_lr_ratio: float = 0.3
+    texts: int = 128  # 32 per step learnt ~3x slower per second than 64 (measured): the binding signal is faint
+    video_from: int = 650
+    clips: int = 2
+    video_texts: int = 64
+    copies: int = 2
+    frames: int = 16
+    seed: int = 0
+    first_clip: int = 1_000_000  # stream index of the stage's first clip (past every teacher clip)
+    checkpoint_every: int = 50
+    eval_every: int = 100
+    eval_clips: int = 20
+
+
+def train_bind(cfg: BindConfig, bb, progress: bool = True, log=print, stop_after: int | None = None) -> dict:
+    """Train ``bb`` in place (see :class:`BindConfig`); checkpoints under ``cfg.out`` with exact resume."""
+    from safetensors.torch import load_file
+    from tqdm.auto import tqdm
+
+    out = Path(cfg.out)
+    out.mkdir(parents=True, exist_ok=True)
+    model = bb.model
+    opt = torch.optim.AdamW(tu.param_groups(model.named_parameters(), cfg.weight_decay), lr=cfg.lr)
+    start, history, evals, before = 0, [], [], 0.0
+    ckpt = tu.latest_checkpoint(out)
+    if ckpt is not None:
+        zm.load_state(model, load_file(str(ckpt / "model.safetensors")), str(ckpt))
+        rec = tu.read_checkpoint(ckpt, opt)
+        start, history, evals = int(rec["step"]), rec["history"], rec["evals"]
+        before = float(rec.get("train_seconds", 0.0))
+        log(f"resumed from {ckpt} (step {start})")
+    model.train()
+    t0 = time.perf_counter()
+    stop = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
+    bar = tqdm(total=cfg.steps, initial=start, disable=not progress, desc="bind", unit="step", dynamic_ncols=True)
+
+    def save(step: int):
+        from safetensors.torch import save_file
+
+        state = {"config": asdict(cfg), "history": history, "evals": evals, "stage": "bind",
+                 "train_seconds": before + time.perf_counter() - t0}
+        weights = lambda d: save_file(zm.state_to_save(model), str(d / "model.safetensors"))
+        tu.write_checkpoint(out, step, weights, opt, state, keep=2)
+
+    grid = bb.grid_side // bb.shuffle
+    for step in range(start, stop):
+        tu.set_lr(opt, tu.lr_at(step, cfg.lr, cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio))
+        opt.zero_grad(set_to_none=True)
+        video = step >= cfg.video_from
+        rows = hint_rows(bb.tokenizer, cfg.video_texts if video else cfg.texts, (cfg.seed, 12, step), cfg.frames)
+        loss, acc = text_rows_loss(bb, rows)
+        loss.backward()
+        rec = {"hint_text": float(loss.detach()), "hint_text_acc": acc}
+        if video:
+            hits = []
+            for c in range(cfg.clips):
+                index = cfg.first_clip + (step - cfg.video_from) * cfg.clips + c
+                clip = stream.make_clip(index, cfg.frames, bb.image_size, seed=cfg.seed, copies=cfg.copies, grid=grid)
+                texts = Texts(bb.tokenizer, clip, ("describe", "open", "mc", "hint"))
+                losses, h = clip_forward(bb, clip, texts)
+                hits += h
+                total = 0.0
+                for kind, value in losses.items():
+                    if value:
+                        value = torch.stack(value).mean()
+                        total = total + value
+                        rec[kind] = rec.get(kind, 0.0) + float(value.detach()) / cfg.clips
+                (total / cfg.clips).backward()
+            rec["mc_acc"] = sum(h for _, h in hits) / len(hits)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        history.append({"step": step + 1, **{k: round(v, 4) for k, v in rec.items()}})
+        bar.update(1)
+        bar.set_postfix({k: f"{v:.3f}" for k, v in rec.items()})
+        done = step + 1
+        if not progress and done % 10 == 0:
+            recent = history[-10:]
+            keys = [k for k in recent[-1] if k != "step"]
+            log(json.dumps({"step": done, "s": round(time.perf_counter() - t0, 1),
+                            **{k: round(sum(h.get(k, 0.0) for h in recent) / len(recent), 3) for k in keys}}))
+        if cfg.eval_every and done % cfg.eval_every == 0 and (video or done == cfg.video_from):
+            acc = evaluate_stream(bb, TeacherConfig(frames=cfg.frames), cfg.eval_clips)
             evals.append({"step": done, "seconds": round(time.perf_counter() - t0, 1), **acc})
             log(json.dumps(evals[-1]))
         if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done != stop:

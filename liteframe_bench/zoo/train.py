@@ -3,7 +3,9 @@
 Stages, each resumable (checkpoints under ``<out>/runs/<stage>``; a finished stage's export is kept and skipped):
 
 1. ``mini`` — tokenizer (byte-level BPE on synth text), then the teacher from scratch
-   (:func:`liteframe_bench.zoo.teacher.train_teacher`: grounding, then multiple choice faded in).
+   (:func:`liteframe_bench.zoo.teacher.train_teacher`: grounding, then multiple choice faded in), then the
+   binding stage (:func:`liteframe_bench.zoo.teacher.train_bind`: picking the option that states the answer, on
+   text, then on clips).
 2. ``mini-ctd`` — the LiteFrame student scaled to the teacher, trained by the CTD trainer
    (:func:`liteframe_bench.methods.liteframe.ctd.train_ctd`) on the stream, targets = WAP 16x of the teacher.
 3. ``mini-lma`` — LMA (:func:`liteframe_bench.methods.liteframe.lma.train_lma`): LoRA on the teacher's LLM,
@@ -29,7 +31,7 @@ from pathlib import Path
 import torch
 
 from liteframe_bench import zoo
-from liteframe_bench.zoo.teacher import TeacherConfig
+from liteframe_bench.zoo.teacher import BindConfig, TeacherConfig
 
 #: Wall-clock minutes of the full recipe on the 2-core development machine (measured; see the cards).
 NOMINAL_MIN = 48.0
@@ -51,6 +53,7 @@ class Recipe:
     seed: int = 0
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     teacher_stop: int | None = 900  # end the teacher here, before its schedule's end (the shipped recipe's budget)
+    bind: BindConfig = field(default_factory=BindConfig)  # then the binding stage (text, then video)
     ctd_steps: int = 400
     ctd_batch: int = 4
     ctd_lr: float = 2e-3
@@ -73,7 +76,12 @@ class Recipe:
                   "oracle_fade", "warmup_steps", "checkpoint_every")
         teacher = replace(t, eval_every=0, **{k: n(getattr(t, k)) for k in phases})
         stop = None if self.teacher_stop is None else n(self.teacher_stop)
-        return replace(self, teacher=teacher, teacher_stop=stop, ctd_steps=n(self.ctd_steps),
+        b = self.bind
+        bind = replace(b, eval_every=0, **{k: n(getattr(b, k)) for k in ("steps", "video_from", "warmup_steps",
+                                                                        "checkpoint_every")})
+        if bind.steps > 1:  # a quick run still reaches the stage's video steps
+            bind = replace(bind, video_from=min(bind.video_from, bind.steps - 1))
+        return replace(self, teacher=teacher, teacher_stop=stop, bind=bind, ctd_steps=n(self.ctd_steps),
                        lma_steps=n(self.lma_steps))
 
 
@@ -138,7 +146,7 @@ def train_mini(out: Path, recipe: Recipe, command: str, progress: bool, log) -> 
     from liteframe_bench.backends.internvl import InternVL3
     from liteframe_bench.presets import parameter_counts
     from liteframe_bench.zoo import model as zm
-    from liteframe_bench.zoo.teacher import train_teacher
+    from liteframe_bench.zoo.teacher import train_bind, train_teacher
 
     final = out / "mini"
     if (final / zoo.CARD).is_file():
@@ -156,16 +164,21 @@ def train_mini(out: Path, recipe: Recipe, command: str, progress: bool, log) -> 
     bb = InternVL3(net, tok, source="mini (training)", system_prompt=None)
     cfg = replace(recipe.teacher, out=str(runs), seed=recipe.seed, frames=recipe.frames)
     record = train_teacher(cfg, bb, progress=progress, log=log, stop_after=recipe.teacher_stop)
+    bind_cfg = replace(recipe.bind, out=str(out / "runs" / "bind"), seed=recipe.seed, frames=recipe.frames)
+    bound = train_bind(bind_cfg, bb, progress=progress, log=log)
     final.mkdir(parents=True, exist_ok=True)
     _save_half(zm.state_to_save(net), final / "model.safetensors")
     (final / "config.json").write_text(net.config.to_json_string())
     zm.save_tokenizer(tok, final)
     card = _base_card("mini", "mini InternVL3 (teacher), trained from scratch", recipe, command,
-                      record["train_seconds"])
+                      record["train_seconds"] + bound["train_seconds"])
     card |= {"config": json.loads(net.config.to_json_string()), "parameters": parameter_counts(net),
-             "steps": record["steps"], "schedule_steps": cfg.steps,
+             "steps": record["steps"], "schedule_steps": cfg.steps, "bind_steps": bound["steps"],
              "training": {"evals_on_stream": record["evals"],
-                                              "last": record["history"][-1] if record["history"] else None}}
+                          "last": record["history"][-1] if record["history"] else None,
+                          "teacher_s": round(record["train_seconds"], 1),
+                          "bind_s": round(bound["train_seconds"], 1), "bind_evals_on_stream": bound["evals"],
+                          "bind_last": bound["history"][-1] if bound["history"] else None}}
     _write_card(final, card)
     log(f"mini: saved to {final}")
 
