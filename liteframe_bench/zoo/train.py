@@ -184,7 +184,7 @@ def train_mini(out: Path, recipe: Recipe, command: str, progress: bool, log) -> 
 
 
 def train_mini_ctd(out: Path, recipe: Recipe, command: str, progress: bool, log) -> None:
-    from liteframe_bench.backends.internvl import InternVL3
+    from liteframe_bench.backbone import load_backbone
     from liteframe_bench.methods.liteframe.ctd import STREAM, CTDConfig, train_ctd
     from liteframe_bench.methods.liteframe.student import load_student, save_student
 
@@ -194,7 +194,7 @@ def train_mini_ctd(out: Path, recipe: Recipe, command: str, progress: bool, log)
         return
     t0 = time.perf_counter()
     with _zoo_root(out):
-        teacher = InternVL3.load("mini", dtype="float32")
+        teacher = load_backbone("mini", dtype="float32")
     cfg = CTDConfig(videos=STREAM, out=str(out / "runs" / "ctd"), frames=recipe.frames, student=dict(STUDENT),
                     teacher="mini", steps=recipe.ctd_steps, batch_size=recipe.ctd_batch, lr=recipe.ctd_lr,
                     warmup_steps=max(1, recipe.ctd_steps // 20), seed=recipe.seed, device="cpu",
@@ -212,7 +212,7 @@ def train_mini_ctd(out: Path, recipe: Recipe, command: str, progress: bool, log)
 
 
 def train_mini_lma(out: Path, recipe: Recipe, command: str, progress: bool, log) -> None:
-    from liteframe_bench.backends.internvl import InternVL3
+    from liteframe_bench.backbone import load_backbone
     from liteframe_bench.methods.liteframe import lma
 
     final = out / "mini-lma"
@@ -221,7 +221,7 @@ def train_mini_lma(out: Path, recipe: Recipe, command: str, progress: bool, log)
         return
     t0 = time.perf_counter()
     with _zoo_root(out):
-        bb = InternVL3.load("mini", dtype="float32")
+        bb = load_backbone("mini", dtype="float32")
     bb.model.model.vision_tower = None
     cfg = lma.LMAConfig(
         student=str(out / "mini-ctd"), data=lma.STREAM, out=str(out / "runs" / "lma"), backbone="mini",
@@ -278,12 +278,12 @@ EVAL_METHODS = {"mini": "baseline", "mini-ctd": "liteframe-ctd", "mini-lma": "li
 
 def evaluate_zoo(out: Path, recipe: Recipe, log, names=zoo.NAMES) -> dict:
     """Evaluate each checkpoint through lmms-eval on the synth eval split; the numbers go into the cards."""
-    from liteframe_bench.backends.internvl import InternVL3
+    from liteframe_bench.backbone import load_backbone
     from liteframe_bench.evaluate import run_eval
 
     results = {}
     with _zoo_root(out):
-        bb = InternVL3.load("mini", dtype="float32")
+        bb = load_backbone("mini", dtype="float32")
         for name in names:
             card_file = out / name / zoo.CARD
             card = json.loads(card_file.read_text())
