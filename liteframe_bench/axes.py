@@ -30,6 +30,7 @@ import pandas as pd
 
 from liteframe_bench.errors import SpecError
 from liteframe_bench.results import CELL_COLUMNS
+from liteframe_bench.stages import TTFT_STAGES
 
 #: Cell columns that can serve as the latency axis.
 LATENCY_COLUMNS: tuple[str, ...] = tuple(c for c in CELL_COLUMNS if c.startswith("lat_") and c.endswith("_s"))
@@ -146,7 +147,7 @@ def _modelled(axis: Axis, r: dict[str, Any]) -> tuple[float, str | None]:
         return math.nan, f"cannot run at {axis.at_scale}: {est['context_reason']}"
     st = est["stages"]
     if axis.spec.startswith("predicted_ttft"):
-        return sum(st[s]["predicted_s"] for s in ("vision", "reduce", "project", "prefill")), None
+        return sum(st[s]["predicted_s"] for s in TTFT_STAGES), None
     return float(est["totals"]["predicted_s"]), None
 
 

@@ -269,12 +269,21 @@ def register_backbone(family: str):
     return deco
 
 
+#: The modules that register the built-in families. Loaded by name, as a plugin's are, so the import arrows go one
+#: way: ``backends`` import this module (the interface they implement), never the other way round.
+BUILTIN_BACKENDS = ("liteframe_bench.backends.internvl", "liteframe_bench.backends.qwen")
+
+
 def _load_builtins() -> None:
     global _builtins_loaded
     if not _builtins_loaded:
         _builtins_loaded = True
-        import liteframe_bench.backends  # noqa: F401  (registers the built-in families)
+        import importlib
+
         from liteframe_bench import registry
+
+        for module in BUILTIN_BACKENDS:
+            importlib.import_module(module)
 
         registry.load_plugins()  # plugin backbones register like methods and reducers
 

@@ -109,10 +109,8 @@ from dataclasses import asdict, dataclass
 from typing import Any
 
 from liteframe_bench.errors import ReducerError, SpecError
-
-STAGES = ("vision", "reduce", "project", "prefill", "generate")
-VISION_SIDE = ("vision", "reduce", "project")
-LLM_SIDE = ("prefill", "generate")
+from liteframe_bench.stages import LLM_SIDE, VISION_SIDE
+from liteframe_bench.stages import MODELLED_STAGES as STAGES
 
 #: Chat template with InternVL's default system prompt (``backends.internvl.INTERNVL_SYSTEM``, ~50 tokens with
 #: the ``<|im_start|>``/``<|im_end|>`` markers) + a multiple-choice question with four options and an answer

@@ -49,13 +49,12 @@ from liteframe_bench import axes, pareto, plots
 from liteframe_bench.agreement import BASELINE, agreement_table
 from liteframe_bench.errors import LfbenchError, SpecError
 from liteframe_bench.results import ResultsDir
+from liteframe_bench.stages import LLM_SIDE, VISION_SIDE
 
 #: The spec shipped with the repository (an editable install finds it; else pass ``spec=``).
 # reports/ installs as liteframe_bench.reports (editable installs map it to the repository's reports/ folder)
 DEFAULT_SPEC = Path(str(importlib.resources.files("liteframe_bench.reports") / "paper.yaml"))
 
-VISION_SIDE = ("vision", "reduce", "project")
-LLM_SIDE = ("prefill", "generate")
 
 TOP_KEYS = {"name", "description", "model", "latency", "suites", "seed", "n_boot", "confidence", "figures"}
 KIND_KEYS: dict[str, tuple[set[str], set[str]]] = {  # kind -> (required keys, optional keys)

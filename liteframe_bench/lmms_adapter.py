@@ -37,7 +37,7 @@ from lmms_eval.api.model import lmms
 from liteframe_bench import registry
 from liteframe_bench.errors import LfbenchError
 from liteframe_bench.pipeline import PrefixCache
-from liteframe_bench.profiler import StageClock
+from liteframe_bench.stages import StageClock
 
 MODEL_ID = "lfbench"
 SIDECAR_ENV = "LFBENCH_SIDECAR"

@@ -33,8 +33,8 @@ from torch import Tensor
 from liteframe_bench import registry
 from liteframe_bench.errors import ContextError, SpecError
 from liteframe_bench.interfaces import INSERTION_POINTS, Generation, Method, Reducer, TokenGrid, VisualTokens
-from liteframe_bench.profiler import StageClock
 from liteframe_bench.reduction import joint_logits
+from liteframe_bench.stages import StageClock
 
 
 class VideoLLM(Method):

@@ -166,7 +166,7 @@ def _one_line(e: BaseException, limit: int = 300) -> str:
 def _lost_row(cell: dict[str, Any], cfg, run_id: str, tries: int, last: str) -> dict[str, Any]:
     """The row of a cell whose worker died on every try (the columns ``run_cell`` fills for a cell that cannot
     run)."""
-    from liteframe_bench.sweep import _now
+    from liteframe_bench.sweep import utc_now
 
     return {
         "cell_id": cell["cell_id"],
@@ -184,14 +184,19 @@ def _lost_row(cell: dict[str, Any], cfg, run_id: str, tries: int, last: str) -> 
         "new_tokens": cfg.new_tokens,
         "n_samples": 0,
         "n_errors": 0,
-        "started_at": _now(),
-        "finished_at": _now(),
+        "started_at": utc_now(),
+        "finished_at": utc_now(),
     }
 
 
 class _Worker:
     def __init__(self, handle, number: int):
         self.handle, self.number, self.where = handle, number, f"worker {number} (starting)"
+
+
+def run(cfg, options: RayOptions | None = None, *, progress: bool = True, argv=None) -> dict[str, Any]:
+    """The executor entry ``sweep.run_sweep(..., executor="ray")`` calls (``sweep.EXECUTORS``)."""
+    return run_sweep_ray(cfg, options or RayOptions(), progress=progress, argv=argv)
 
 
 def run_sweep_ray(cfg, opts: RayOptions, *, progress: bool = True, argv=None) -> dict[str, Any]:

@@ -26,7 +26,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 
 from liteframe_bench.errors import LfbenchError
-from liteframe_bench.profiler import STAGES
+from liteframe_bench.stages import STAGES
 
 SCHEMA_VERSION = "2"
 #: Versions this lfbench reads. v1 lacks the TTFT, total/measured FLOPs and parsed-answer columns: they read as

@@ -41,8 +41,9 @@ import torch
 from liteframe_bench import registry
 from liteframe_bench.data import TaskDataExit
 from liteframe_bench.errors import LfbenchError, SpecError
-from liteframe_bench.profiler import STAGES, profile_cell
+from liteframe_bench.profiler import profile_cell
 from liteframe_bench.results import ResultsDir, cell_id
+from liteframe_bench.stages import STAGES
 
 DEFAULT_SUITES = ("synth_tiny",)
 
@@ -169,7 +170,8 @@ def _sample_rows(sidecar: Path, logged: list[dict], metric_names: list[str], bas
 # ------------------------------------------------------------------------------------------------- cells
 
 
-def _now() -> str:
+def utc_now() -> str:
+    """The timestamp of results rows and run records (UTC, seconds)."""
     return dt.datetime.now(dt.UTC).isoformat(timespec="seconds")
 
 
@@ -257,7 +259,7 @@ def run_cell(
         "new_tokens": cfg.new_tokens,
         "n_samples": 0,
         "n_errors": 0,
-        "started_at": _now(),
+        "started_at": utc_now(),
     }
     base = {"cell_id": cid, "run_id": run_id, "method": method.spec, "frames": frames, "suite": suite}
     samples: list[dict] = []
@@ -319,7 +321,7 @@ def run_cell(
         row |= {"status": "error", "reason": f"{type(e).__name__}: {e}"}
     except TaskDataExit as e:  # the suite's local copy is missing or malformed (raised through lmms-eval)
         row |= {"status": "error", "reason": f"{type(e.error).__name__}: {e.error}"}
-    row["finished_at"] = _now()
+    row["finished_at"] = utc_now()
     store.write_cell(row, samples)
     return row
 
@@ -377,7 +379,7 @@ def run_record(cfg: SweepConfig, backbone, run_id: str, argv: Sequence[str] | No
 
     return {
         "run_id": run_id,
-        "started_at": _now(),
+        "started_at": utc_now(),
         "command": shlex.join(argv if argv is not None else sys.argv),
         "config": asdict(cfg),
         "model": backbone.describe(),
@@ -405,7 +407,10 @@ def summarize(run_id: str, store: ResultsDir, cells: list, done_before: int, row
     }
 
 
-EXECUTORS = ("local", "ray")
+#: Executors by name: ``local`` runs the cells here (below); any other is a module, imported by name when chosen,
+#: whose ``run(cfg, options, *, progress, argv)`` runs the same ``plan``/``prepare``/``run_cell`` elsewhere and
+#: writes the same store. An executor imports this module, never the other way round.
+EXECUTORS = {"local": None, "ray": "liteframe_bench.ray_executor"}
 
 
 def run_sweep(
@@ -423,10 +428,10 @@ def run_sweep(
     """
     if executor not in EXECUTORS:
         raise SpecError(f"executor={executor!r} is invalid; allowed: {', '.join(EXECUTORS)}")
-    if executor == "ray":
-        from liteframe_bench.ray_executor import RayOptions, run_sweep_ray
+    if EXECUTORS[executor] is not None:
+        import importlib
 
-        return run_sweep_ray(cfg, ray_options or RayOptions(), progress=progress, argv=argv)
+        return importlib.import_module(EXECUTORS[executor]).run(cfg, ray_options, progress=progress, argv=argv)
     from tqdm.auto import tqdm
 
     tm, backbone = prepare(cfg)

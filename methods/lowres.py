@@ -18,8 +18,8 @@ from liteframe_bench import register_method, registry
 from liteframe_bench.errors import SpecError
 from liteframe_bench.interfaces import TokenGrid
 from liteframe_bench.pipeline import VideoLLM
-from liteframe_bench.profiler import StageClock
 from liteframe_bench.reduction import require
+from liteframe_bench.stages import StageClock
 
 #: Token compression ratios ``lowres`` offers: squares, so the side shrinks by an integer factor.
 RATIOS = (1, 4, 16, 64, 256)

@@ -4,7 +4,7 @@
 ViT-B/14 at 448 px with temporal and downsampling convolutions) beside InternViT-300M (transformers
 ``InternVLVisionModel`` with ``InternVLVisionConfig()`` defaults, SDPA attention), both with random weights at
 their real size, on the same clip of ``frames`` 448 px frames. Parameters, FLOPs per frame (counted with
-:func:`liteframe_bench.profiler.flop_counter` on the ``meta`` device) and latency per frame, timed in the same
+:func:`liteframe_bench.stages.flop_counter` on the ``meta`` device) and latency per frame, timed in the same
 process with the two encoders interleaved call by call (so a load change on a shared machine hits both).
 Goals: FLOPs ratio <= 0.15 and measured latency ratio <= 0.2. The teacher's WAP (a weighted sum, ~0.1% of
 its cost) is not included.
@@ -34,8 +34,8 @@ from collections.abc import Callable
 import torch
 from torch import Tensor, nn
 
-from liteframe_bench.profiler import flop_counter
 from liteframe_bench.provenance import machine
+from liteframe_bench.stages import flop_counter
 from liteframe_bench.timing import summarize
 
 GOAL_FLOPS_RATIO = 0.15

@@ -30,7 +30,7 @@ from torch import Tensor
 from liteframe_bench import register_method
 from liteframe_bench.errors import SpecError
 from liteframe_bench.pipeline import VideoLLM, _Tokens
-from liteframe_bench.profiler import StageClock
+from liteframe_bench.stages import StageClock
 
 REFERENCE = "LiteFrame paper (Sec. 4, 5.2); lfbench's own implementation (no public code)"
 

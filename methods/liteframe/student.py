@@ -483,8 +483,8 @@ def count_parameters(model: nn.Module) -> int:
 
 def student_flops(cfg: StudentConfig | None = None, frames: int = 8, batch: int = 1) -> int:
     """FLOPs of one forward over ``batch`` clips of ``frames`` frames, counted on the ``meta`` device with
-    :func:`liteframe_bench.profiler.flop_counter` (matmuls, convolutions, SDPA; norms and adds not counted)."""
-    from liteframe_bench.profiler import flop_counter
+    :func:`liteframe_bench.stages.flop_counter` (matmuls, convolutions, SDPA; norms and adds not counted)."""
+    from liteframe_bench.stages import flop_counter
 
     cfg = cfg or StudentConfig()
     with torch.device("meta"):
