@@ -692,32 +692,22 @@ def _method(method: str, at: str | None = None) -> tuple[str, Any, str | None, A
     invalid ``at``, or a reducer without a regular-grid output placed at ``vit``.
     """
     from liteframe_bench import registry
-    from liteframe_bench.interfaces import INSERTION_POINTS
 
     if not isinstance(method, str) or not method.strip():
         raise SpecError(f"method {method!r} is empty; expected baseline or a reducer spec such as wap:ratio=16")
-    name, params = registry.parse_spec(method)
-    spec_at = params.pop("at", None)
-    if name == "baseline" and not params and spec_at is None:
+    ms = registry.parse_method_spec(method)
+    if ms.name == "baseline" and not ms.params and ms.at is None:
         return "baseline", None, None, None
-    rebuilt = name + (":" + ",".join(f"{k}={v}" for k, v in params.items()) if params else "")
-    entry = registry.get(name)
-    if entry.kind == "method" and hasattr(entry.cls, "cost_geometry") and spec_at is None:
-        return method.strip(), None, None, registry.create(rebuilt)
+    entry = ms.entry
+    if entry.kind == "method" and hasattr(entry.cls, "cost_geometry") and ms.at is None:
+        return method.strip(), None, None, registry.create(ms.base)
     if entry.kind != "reducer":
         raise SpecError(
             "the cost model takes baseline, a reducer spec (optionally with at=vit|mlp|proj) or a method that "
-            f"declares its geometry (lowres); {name!r} is a {entry.kind} without one"
+            f"declares its geometry (lowres); {ms.name!r} is a {entry.kind} without one"
         )
-    reducer = registry.create(rebuilt)
-    where = at or spec_at or reducer.default_at
-    if where not in INSERTION_POINTS:
-        raise SpecError(f"at={where!r} is invalid; allowed: {', '.join(INSERTION_POINTS)}")
-    if where == "vit" and not reducer.structured:
-        raise SpecError(
-            f"reducer {name!r} does not output a regular grid, so it cannot run at vit; allowed: at=mlp, at=proj"
-        )
-    return method.strip(), reducer, where, None
+    reducer = registry.create(ms.base)
+    return method.strip(), reducer, ms.insertion_point(reducer, at), None
 
 
 # ------------------------------------------------------------------------------------------- estimate

@@ -81,17 +81,14 @@ def canonical_method(spec: str) -> str:
 
     s = str(spec).strip()
     try:
-        name, params = registry.parse_spec(s)
-        at = params.pop("at", None)
-        if name == "baseline" and not params:
+        ms = registry.parse_method_spec(s)
+        if ms.name == "baseline" and not ms.params:
             base = "baseline"
         else:
-            entry = registry.get(name)
-            if entry.kind == "method":
-                return registry.identity_spec(s) if at is None else s
-            rebuilt = name + (":" + ",".join(f"{k}={v}" for k, v in params.items()) if params else "")
-            base = registry.canonical_spec(registry.create(rebuilt))
-        return base + (("," if ":" in base else ":") + f"at={at}" if at else "")
+            if ms.entry.kind == "method":
+                return registry.identity_spec(s) if ms.at is None else s
+            base = registry.canonical_spec(registry.create(ms.base))
+        return base + (("," if ":" in base else ":") + f"at={ms.at}" if ms.at else "")
     except (LfbenchError, TypeError, ValueError):
         return s
 

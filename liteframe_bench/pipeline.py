@@ -32,7 +32,7 @@ from torch import Tensor
 
 from liteframe_bench import registry
 from liteframe_bench.errors import ContextError, SpecError
-from liteframe_bench.interfaces import INSERTION_POINTS, Generation, Method, Reducer, TokenGrid, VisualTokens
+from liteframe_bench.interfaces import Generation, Method, Reducer, TokenGrid, VisualTokens
 from liteframe_bench.reduction import joint_logits
 from liteframe_bench.stages import StageClock
 
@@ -49,13 +49,7 @@ class VideoLLM(Method):
         """Attach the backbone (and a reducer at an insertion point); returns self."""
         if reducer is not None:
             at = at or reducer.default_at
-            if at not in INSERTION_POINTS:
-                raise SpecError(f"at={at!r} is invalid; allowed: {', '.join(INSERTION_POINTS)}")
-            if at == "vit" and not reducer.structured:
-                raise SpecError(
-                    f"reducer {reducer.name!r} does not output a regular grid, so it cannot run on the ViT grid before "
-                    "the pixel shuffle; allowed: at=mlp, at=proj"
-                )
+            registry.check_insertion_point(reducer, at)
         self.backbone, self.reducer, self.at, self.tiles = backbone, reducer, at, tiles
         return self
 
@@ -328,15 +322,12 @@ def parse_tiles(value: Any) -> tuple[int, int]:
 
 def build_method(spec: str, backbone, *, tiles: tuple[int, int] = (1, 1)) -> VideoLLM:
     """A runnable method from a spec: ``baseline``, or a reducer spec (optionally ``at=vit|mlp|proj``)."""
-    name, params = registry.parse_spec(spec)
-    at = params.pop("at", None)
-    rebuilt = name + (":" + ",".join(f"{k}={v}" for k, v in params.items()) if params else "")
-    entry = registry.get(name)
-    if entry.kind == "method":
-        if at is not None:
-            raise SpecError(f"method {name!r} has no parameter 'at' (it applies to reducer specs)")
-        method = registry.create(rebuilt)
+    ms = registry.parse_method_spec(spec)
+    if ms.entry.kind == "method":
+        if ms.at is not None:
+            raise SpecError(f"method {ms.name!r} has no parameter 'at' (it applies to reducer specs)")
+        method = registry.create(ms.base)
         if not isinstance(method, VideoLLM):
-            raise SpecError(f"method {name!r} is not a VideoLLM, so it cannot run on a backbone")
+            raise SpecError(f"method {ms.name!r} is not a VideoLLM, so it cannot run on a backbone")
         return method.bind(backbone, tiles=tiles)
-    return registry.create("baseline").bind(backbone, registry.create(rebuilt), at, tiles)
+    return registry.create("baseline").bind(backbone, registry.create(ms.base), ms.at, tiles)

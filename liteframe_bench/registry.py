@@ -277,6 +277,55 @@ def parse_spec(spec: str) -> tuple[str, dict[str, str]]:
     return name.strip(), params
 
 
+@dataclass(frozen=True)
+class MethodSpec:
+    """A method spec taken apart: ``tome:ratio=16,at=proj`` -> name ``tome``, params ``{ratio: 16}``, at ``proj``.
+
+    The one parser of run specs (the pipeline's ``build_method``, the cost model and the figures use it): a
+    registered method name, or a reducer spec meaning baseline + that reducer, whose ``at=vit|mlp|proj`` is the
+    insertion point, not a parameter of the reducer. Values stay raw strings (``create`` types them).
+    """
+
+    name: str
+    params: dict[str, str]
+    at: str | None = None
+
+    @property
+    def base(self) -> str:
+        """The spec without its insertion point: what ``create`` builds (``tome:ratio=16``)."""
+        return self.name + (":" + ",".join(f"{k}={v}" for k, v in self.params.items()) if self.params else "")
+
+    @property
+    def entry(self) -> Entry:
+        """The registered method or reducer (SpecError naming what is registered when unknown)."""
+        return get(self.name)
+
+    def insertion_point(self, reducer: Reducer, at: str | None = None) -> str:
+        """Where ``reducer`` (built from this spec) runs: ``at`` if given, else the spec's, else the reducer's
+        ``default_at``; SpecError for an unknown point or a reducer without a regular-grid output at ``vit``."""
+        where = at or self.at or reducer.default_at
+        check_insertion_point(reducer, where)
+        return where
+
+
+def parse_method_spec(spec: str) -> MethodSpec:
+    """:class:`MethodSpec` of ``spec`` (``name[:key=value,...][,at=vit|mlp|proj]``); SpecError if malformed."""
+    name, params = parse_spec(spec)
+    at = params.pop("at", None)
+    return MethodSpec(name, params, at)
+
+
+def check_insertion_point(reducer: Reducer, at: str) -> None:
+    """SpecError unless ``reducer`` can run at ``at`` (one of ``INSERTION_POINTS``; ``vit`` needs a regular grid)."""
+    if at not in INSERTION_POINTS:
+        raise SpecError(f"at={at!r} is invalid; allowed: {', '.join(INSERTION_POINTS)}")
+    if at == "vit" and not reducer.structured:
+        raise SpecError(
+            f"reducer {reducer.name!r} does not output a regular grid, so it cannot run on the ViT grid before the "
+            "pixel shuffle; allowed: at=mlp, at=proj"
+        )
+
+
 def split_specs(text: str) -> list[str]:
     """Split a comma-separated list of specs: ``baseline,wap:ratio=16,prumerge:ratio=16,variant=plus``.
 

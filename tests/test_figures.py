@@ -341,10 +341,10 @@ def test_liteframe_cells_match_without_their_folder_and_the_sweep_runs_as_printe
 
     seen = []
 
-    def plan_only(cfg, progress=True):  # the CLI parses the printed command; plan builds every method in it
-        from liteframe_bench.backends.internvl import InternVL3
+    def plan_only(cfg, progress=True, **executor):  # the CLI parses the printed command; plan builds every method
+        from liteframe_bench.backbone import load_backbone
 
-        seen.extend(sweep.plan(cfg, InternVL3.load(cfg.model, seed=cfg.seed)))
+        seen.extend(sweep.plan(cfg, load_backbone(cfg.model, seed=cfg.seed)))
         return {"out": cfg.out, "ran": 0, "skipped_done": 0, "errors": []}
 
     monkeypatch.setattr(sweep, "run_sweep", plan_only)

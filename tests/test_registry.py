@@ -28,6 +28,36 @@ def test_parse_spec(spec, name, params):
     assert lfb.parse_spec(spec) == (name, params)
 
 
+@pytest.mark.parametrize(
+    "spec, name, params, at, base",
+    [
+        ("baseline", "baseline", {}, None, "baseline"),
+        ("tome:ratio=16,at=proj", "tome", {"ratio": "16"}, "proj", "tome:ratio=16"),
+        ("wap:at=vit", "wap", {}, "vit", "wap"),
+        (" prumerge : ratio=16 ; variant=plus ", "prumerge", {"ratio": "16", "variant": "plus"}, None, None),
+    ],
+)
+def test_parse_method_spec_takes_the_insertion_point_out(spec, name, params, at, base):
+    ms = lfb.parse_method_spec(spec)
+    assert (ms.name, ms.params, ms.at) == (name, params, at)
+    assert ms.base == (base or "prumerge:ratio=16,variant=plus")
+    assert ms.entry.name == name
+
+
+def test_insertion_point_order_and_errors():
+    ms = lfb.parse_method_spec("tome:ratio=16,at=proj")
+    tome = lfb.create(ms.base)
+    assert ms.insertion_point(tome) == "proj"  # the spec's at over the reducer's default
+    assert ms.insertion_point(tome, "mlp") == "mlp"  # an explicit at over the spec's
+    assert lfb.parse_method_spec("tome:ratio=16").insertion_point(tome) == tome.default_at
+    with pytest.raises(lfb.SpecError, match="at='llm' is invalid; allowed: vit, mlp, proj"):
+        ms.insertion_point(tome, "llm")
+    with pytest.raises(lfb.SpecError, match="regular grid"):
+        ms.insertion_point(tome, "vit")
+    with pytest.raises(lfb.SpecError, match="unknown method or reducer 'nope'"):
+        _ = lfb.parse_method_spec("nope:at=vit").entry
+
+
 @pytest.mark.parametrize("bad", ["", ":", "wap:ratio", "wap:=3", "wap:ratio=1,ratio=2"])
 def test_parse_spec_rejects(bad):
     with pytest.raises(lfb.SpecError):
