@@ -36,7 +36,7 @@ from lmms_eval.api.model import lmms
 
 from liteframe_bench import registry
 from liteframe_bench.errors import LfbenchError
-from liteframe_bench.pipeline import PrefixCache
+from liteframe_bench.pipeline import PrefixCache, VideoLLM
 from liteframe_bench.stages import StageClock
 
 MODEL_ID = "lfbench"
@@ -80,13 +80,18 @@ def manifest():
 
 
 class LfbenchModel(lmms):
-    """An lfbench method (backbone + optional reducer) answering lmms-eval ``generate_until`` requests."""
+    """An lfbench method (backbone + optional reducer) answering lmms-eval ``generate_until`` requests.
+
+    ``method``: a spec string (``model_args``: built here on ``backbone``, else on the backbone ``model`` names),
+    or a method already built with ``pipeline.build_method`` (a sweep cell hands its own; ``model``, ``device``,
+    ``dtype`` and ``tiles`` are then the method's).
+    """
 
     is_simple = True
 
     def __init__(
         self,
-        method: str = "baseline",
+        method: Any = "baseline",
         frames: int = 8,
         model: str = "mini",
         device: str = "cpu",
@@ -110,8 +115,13 @@ class LfbenchModel(lmms):
             raise LfbenchError(f"frames={frames}, max_new_tokens={max_new_tokens}; allowed: positive integers")
         self.frames = int(frames)
         self.max_new_tokens = int(max_new_tokens)
-        self.backbone = backbone if backbone is not None else load_backbone(str(model), device=device, dtype=dtype)
-        self.method = build_method(str(method), self.backbone, tiles=parse_tiles(tiles))
+        if isinstance(method, VideoLLM):  # built by the caller (a sweep cell): used as it is, on its own backbone
+            if backbone is not None and method.backbone is not backbone:
+                raise LfbenchError(f"method {method.spec!r} is bound to another backbone than the one given")
+            self.backbone, self.method = method.backbone, method
+        else:
+            self.backbone = backbone if backbone is not None else load_backbone(str(model), device=device, dtype=dtype)
+            self.method = build_method(str(method), self.backbone, tiles=parse_tiles(tiles))
         self.run_id = run_id
         given = sidecar or os.environ.get(SIDECAR_ENV)
         self.sidecar = Path(given) if given else default_sidecar()

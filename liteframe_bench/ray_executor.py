@@ -110,6 +110,7 @@ class CellWorker:
         self.cfg, self.run_id = cfg, run_id
         self.tm, self.backbone = sweep.prepare(cfg)
         self.clip_cache = ClipCache()  # accuracy mode only, as in a local sweep: shared by this worker's cells
+        self.methods: dict[str, Any] = {}  # spec -> method, built once on this worker
         return {"where": self.where(), "record": sweep.run_record(cfg, self.backbone, run_id, argv)}
 
     def where(self) -> str:
@@ -120,11 +121,10 @@ class CellWorker:
 
     def plan(self) -> list[dict[str, Any]]:
         from liteframe_bench import sweep
-        from liteframe_bench.pipeline import build_method
 
         out = []
-        for cid, spec, frames, suite in sweep.plan(self.cfg, self.backbone):
-            method = build_method(spec, self.backbone)
+        for cid, spec, frames, suite in sweep.plan(self.cfg, self.backbone, self.methods):
+            method = self.methods[spec]
             out.append(
                 {
                     "cell_id": cid,
@@ -140,6 +140,11 @@ class CellWorker:
 
     def run_cell(self, cell: dict[str, Any]) -> tuple[dict[str, Any], list[dict[str, Any]]]:
         from liteframe_bench import sweep
+        from liteframe_bench.pipeline import build_method
+
+        method = self.methods.get(cell["spec"])
+        if method is None:
+            method = self.methods[cell["spec"]] = build_method(cell["spec"], self.backbone)
 
         with tempfile.TemporaryDirectory(prefix=f"lfbench-ray-{os.getpid()}-") as scratch:  # left if killed
             store = _CapturingStore(scratch)
@@ -154,6 +159,7 @@ class CellWorker:
                 run_id=self.run_id,
                 cid=cell["cell_id"],
                 clip_cache=self.clip_cache,
+                method=method,
             )
             return store.captured
 

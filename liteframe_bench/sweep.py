@@ -237,14 +237,22 @@ def run_cell(
     run_id: str,
     cid: str,
     clip_cache=None,
+    method=None,
 ) -> dict[str, Any]:
-    """Run one cell and write it; returns the cell row."""
+    """Run one cell and write it; returns the cell row.
+
+    ``method``: the cell's method already built from ``spec`` on ``backbone`` (``plan(..., built=)`` builds each
+    spec once); else it is built here. The same object answers lmms-eval's requests and is timed.
+    """
     from lmms_eval.evaluator import simple_evaluate
 
     from liteframe_bench.lmms_adapter import LfbenchModel
     from liteframe_bench.pipeline import build_method
 
-    method = build_method(spec, backbone)
+    if method is None:
+        method = build_method(spec, backbone)
+    elif method.backbone is not backbone:
+        raise SpecError(f"the method given for spec {spec!r} is bound to another backbone than the sweep's")
     row: dict[str, Any] = {
         "cell_id": cid,
         "run_id": run_id,
@@ -270,7 +278,7 @@ def run_cell(
         sidecar = work / f"{cid}.samples.jsonl"
         sidecar.unlink(missing_ok=True)
         lm = LfbenchModel(
-            method=spec,
+            method=method,
             frames=frames,
             max_new_tokens=cfg.max_new_tokens,
             sidecar=str(sidecar),
@@ -326,8 +334,12 @@ def run_cell(
     return row
 
 
-def plan(cfg: SweepConfig, backbone) -> list[tuple[str, str, int, str]]:
-    """(cell_id, spec, frames, suite) of this shard's cells, in a stable order."""
+def plan(cfg: SweepConfig, backbone, built: dict | None = None) -> list[tuple[str, str, int, str]]:
+    """(cell_id, spec, frames, suite) of this shard's cells, in a stable order.
+
+    Each spec's method is built once (its canonical spec is part of the cell id); ``built``, when given, receives
+    them (spec -> method) so the runner hands each cell its method instead of building it again.
+    """
     from liteframe_bench.pipeline import build_method
 
     key = {
@@ -344,7 +356,10 @@ def plan(cfg: SweepConfig, backbone) -> list[tuple[str, str, int, str]]:
     }
     cells = []
     for spec in cfg.methods:
-        canonical = build_method(spec, backbone).full_spec  # fails fast on a bad spec; equal specs share a cell
+        method = build_method(spec, backbone)  # fails fast on a bad spec
+        if built is not None:
+            built[spec] = method
+        canonical = method.full_spec  # equal specs share a cell
         for n in cfg.frames:
             for suite in cfg.suites:
                 cells.append((cell_id(method=canonical, frames=n, suite=suite, **key), spec, n, suite))
@@ -435,7 +450,8 @@ def run_sweep(
     from tqdm.auto import tqdm
 
     tm, backbone = prepare(cfg)
-    cells = plan(cfg, backbone)
+    built: dict[str, Any] = {}
+    cells = plan(cfg, backbone, built)
     store = ResultsDir(cfg.out)
     if store.path.exists():
         store.load()  # a malformed or foreign file stops us before any work, naming it
@@ -462,6 +478,7 @@ def run_sweep(
                 run_id=run_id,
                 cid=cid,
                 clip_cache=clip_cache,
+                method=built[spec],
             )
         )
         bar.update()

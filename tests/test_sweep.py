@@ -278,3 +278,34 @@ def test_correctness_extraction():
     assert parsed_answer({"acc": 1.0}) is None
     value, target = correctness({"other": "text"})
     assert value != value and target is None
+
+
+def test_each_cells_method_is_built_once_and_answers_lmms_eval(env, tmp_path, monkeypatch):
+    """One build per spec for the whole sweep: plan builds it, the cell times it and lmms-eval's model answers
+    with it (the real build_method, counted; nothing stands in for it)."""
+    from liteframe_bench import lmms_adapter, pipeline
+    from liteframe_bench.sweep import run_sweep
+
+    for name in ("LFBENCH_TASKS", "HF_HUB_OFFLINE", "HF_DATASETS_OFFLINE"):  # restored afterwards
+        monkeypatch.setenv(name, env.get(name, "1"))
+    built, answered = [], set()
+    real_build, real_answer = pipeline.build_method, lmms_adapter.LfbenchModel.answer
+
+    def counted_build(spec, backbone, **kw):
+        built.append(spec)
+        return real_build(spec, backbone, **kw)
+
+    def noted_answer(self, *a, **kw):
+        answered.add(id(self.method))
+        return real_answer(self, *a, **kw)
+
+    monkeypatch.setattr(pipeline, "build_method", counted_build)
+    monkeypatch.setattr(lmms_adapter.LfbenchModel, "answer", noted_answer)
+    cfg = SweepConfig(
+        out=str(tmp_path / "once"), model="tiny", methods=["baseline", "wap:ratio=16"], frames=[4, 8],
+        suites=["lfb_adapter_probe"], limit=2, timing_samples=1, warmup=0, repeats=1, new_tokens=2,
+    )
+    summary = run_sweep(cfg, progress=False)
+    assert summary["ran"] == 4 and not summary["errors"], summary
+    assert built == ["baseline", "wap:ratio=16"]  # was three builds per cell: plan, run_cell, the lmms-eval model
+    assert len(answered) == 2  # two method objects answered the four cells' requests
