@@ -478,7 +478,7 @@ def results_show_cmd(
         table.add_column(c, overflow="fold", no_wrap=c in ("method", "suite", "agree w/ baseline"))
     import pandas as pd
 
-    from liteframe_bench.pareto import agreement_text
+    from liteframe_bench.pareto_report import agreement_text
 
     fmt = lambda v: "" if pd.isna(v) else f"{v:.4g}" if isinstance(v, float) else str(v)
     for _, r in df.sort_values(["suite", "method", "frames"]).iterrows():
@@ -577,7 +577,7 @@ def pareto_cmd(
     json_: JsonOpt = False,
 ) -> None:
     """Latency/accuracy frontier per suite and averaged, bootstrap CIs, best-under-budget table, plots and report."""
-    from liteframe_bench import pareto, plots
+    from liteframe_bench import pareto_report
 
     try:
         budget_list = [float(b) for b in budgets.split(",") if b.strip()] if budgets else None
@@ -585,7 +585,7 @@ def pareto_cmd(
         raise click.BadParameter(
             f"{budgets!r}; allowed: comma-separated seconds, e.g. 0.5,1,2", param_hint="--budgets"
         ) from None
-    result = plots.run_pareto(
+    result = pareto_report.write_report(
         directory,
         out=out,
         budgets=budget_list,
@@ -599,7 +599,7 @@ def pareto_cmd(
     if json_:
         _print_json(result)
     else:
-        pareto.render(result)
+        pareto_report.render(result)
         typer.echo(
             f"report: {result['written']['report']}"
             if isinstance(result.get("written"), dict) and "report" in result["written"]

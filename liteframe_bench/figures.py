@@ -45,7 +45,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from liteframe_bench import axes, pareto, plots
+from liteframe_bench import axes, pareto, pareto_report, plots
 from liteframe_bench.agreement import BASELINE, agreement_table
 from liteframe_bench.errors import LfbenchError, SpecError
 from liteframe_bench.results import ResultsDir
@@ -245,9 +245,9 @@ class _Data:
                 f"no finished cells in {self.rd.path}; run `lfbench sweep ... --out {self.rd.path}` "
                 "first (figures_analytic needs no results)"
             )
-        cells, self.model = pareto._select_model(cells, model, str(self.rd.path))
+        cells, self.model = pareto.select_model(cells, model, str(self.rd.path))
         cells = cells.assign(method=[canonical_method(m) for m in cells["method"]])
-        pareto._check_duplicates(cells)
+        pareto.check_duplicates(cells)
         self.cells = cells.reset_index(drop=True)
         self.samples = samples[samples["cell_id"].isin(set(cells["cell_id"]))]
         self.by_cell = {k: g["correct"].to_numpy(float) for k, g in self.samples.groupby("cell_id")}
@@ -305,8 +305,14 @@ class _Data:
     def boot(self, row: dict[str, Any]) -> np.ndarray:
         cid = row["cell_id"]
         if cid not in self._boot:
-            rng = np.random.default_rng(pareto.cell_seed(self.seed, row["suite"], row["method"], int(row["frames"])))
-            self._boot[cid] = pareto.bootstrap_means(self.by_cell.get(cid, np.array([])), n_boot=self.n_boot, rng=rng)
+            self._boot[cid] = pareto.cell_bootstrap(
+                self.by_cell.get(cid, np.array([])),
+                seed=self.seed,
+                suite=row["suite"],
+                method=row["method"],
+                frames=row["frames"],
+                n_boot=self.n_boot,
+            )
         return self._boot[cid]
 
 
@@ -350,8 +356,8 @@ class _Figure:
             "frames": int(frames),
             "suite": suite,
             "accuracy": float(r["accuracy"]),
-            "ci_low": pareto._num(lo),
-            "ci_high": pareto._num(hi),
+            "ci_low": pareto.jsonable(lo),
+            "ci_high": pareto.jsonable(hi),
             "n": int(pareto.scores(self.data.by_cell.get(r["cell_id"], np.array([]))).size),
             "boot": boot,
         }
@@ -361,15 +367,14 @@ class _Figure:
         pts = [self.acc(method, frames, s) for s in suites]
         if any(p is None for p in pts):
             return None
-        boot = np.mean([p["boot"] for p in pts], axis=0)
-        lo, hi = pareto.percentile_interval(boot, self.data.confidence)
+        acc, lo, hi, boot = pareto.pooled([p["accuracy"] for p in pts], [p["boot"] for p in pts], self.data.confidence)
         return {
             "method": method,
             "frames": int(frames),
             "suite": pareto.AVERAGE,
-            "accuracy": float(np.mean([p["accuracy"] for p in pts])),
-            "ci_low": pareto._num(lo),
-            "ci_high": pareto._num(hi),
+            "accuracy": acc,
+            "ci_low": pareto.jsonable(lo),
+            "ci_high": pareto.jsonable(hi),
             "n": sum(p["n"] for p in pts),
             "boot": boot,
         }
@@ -386,12 +391,11 @@ class _Figure:
         got = [table.loc[r["cell_id"]] for r in both if r["cell_id"] in table.index]
         if len(got) < len(suites) or any(not math.isfinite(a["agreement"]) for a in got):
             return None
-        boot = np.mean([a["boot"] for a in got], axis=0)
-        lo, hi = pareto.percentile_interval(boot, self.data.confidence)
+        agree, lo, hi, _ = pareto.pooled([a["agreement"] for a in got], [a["boot"] for a in got], self.data.confidence)
         return {
-            "agreement": float(np.mean([a["agreement"] for a in got])),
-            "agree_low": pareto._num(lo),
-            "agree_high": pareto._num(hi),
+            "agreement": agree,
+            "agree_low": pareto.jsonable(lo),
+            "agree_high": pareto.jsonable(hi),
             "agree_n": int(sum(a["agree_n"] for a in got)),
         }
 
@@ -478,10 +482,10 @@ def _latency_split(F: _Figure, out: Path) -> dict[str, Any]:
                     "vision_side_s": v,
                     "llm_side_s": llm,
                     "vision_share": v / (v + llm) if v + llm > 0 else None,
-                    "decode_s": pareto._num(r.get("lat_decode_s")),
-                    "stages_s": {s: pareto._num(r.get(f"lat_{s}_s")) for s in (*VISION_SIDE, *LLM_SIDE)},
-                    "e2e_s": pareto._num(r.get("lat_e2e_s")),
-                    "visual_tokens": pareto._num(r.get("visual_tokens")),
+                    "decode_s": pareto.jsonable(r.get("lat_decode_s")),
+                    "stages_s": {s: pareto.jsonable(r.get(f"lat_{s}_s")) for s in (*VISION_SIDE, *LLM_SIDE)},
+                    "e2e_s": pareto.jsonable(r.get("lat_e2e_s")),
+                    "visual_tokens": pareto.jsonable(r.get("visual_tokens")),
                 }
             )
     drawn = any(r["status"] == "ok" for r in rows)
@@ -550,7 +554,7 @@ def _pareto(F: _Figure, out: Path) -> dict[str, Any]:
             latency=latency,
             confidence=F.data.confidence,
             axis=analysis["latency_axis"],
-            note=pareto.axis_sentence(analysis),
+            note=pareto_report.axis_sentence(analysis),
         )
         files = {k: v for k, v in files.items() if k in ("png", "svg")}
     files["json"] = _write_json(out / f"{fig['id']}.json", section)
@@ -625,7 +629,7 @@ def _write_table(
     out: Path, stem: str, header: list[str], rows: list[list[Any]], title: str, caption: str | None
 ) -> dict[str, str]:
     md = out / f"{stem}.md"
-    text = f"### {title}\n\n" + plots.md_table(header, rows) + "\n"
+    text = f"### {title}\n\n" + pareto_report.md_table(header, rows) + "\n"
     if caption:
         text += f"\n{caption}\n"
     md.write_text(text)

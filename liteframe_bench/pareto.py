@@ -1,7 +1,9 @@
 """Latency/accuracy Pareto analysis of a results folder: points, frontiers, bootstrap intervals, budget tables.
 
-Pure functions over the results store's DataFrames (``ResultsDir(dir).load() -> (cells, samples)``); no
-plotting here (see :mod:`liteframe_bench.plots`).
+Pure functions over the results store's DataFrames (``ResultsDir(dir).load() -> (cells, samples)``): the public
+analysis API that ``lfbench pareto`` (through :mod:`liteframe_bench.pareto_report`) and the paper's figures
+(:mod:`liteframe_bench.figures`) both call. No plotting or text here: :mod:`liteframe_bench.plots` draws,
+:mod:`liteframe_bench.pareto_report` writes the markdown report and the console tables.
 
 Definitions
 -----------
@@ -199,10 +201,29 @@ def budget_table(df: pd.DataFrame, budgets: Sequence[float]) -> list[dict[str, A
     return rows
 
 
+# ------------------------------------------------------------------------------------------- intervals
+
+
+def cell_bootstrap(correct: Any, *, seed: int, suite: str, method: str, frames: int, n_boot: int) -> np.ndarray:
+    """Bootstrap means of one cell's per-sample correctness (NaN = unscorable, left out), drawn from the cell's
+    own generator seeded by ``(seed, suite, method, frames)``: a cell's interval does not depend on other cells.
+    The one draw behind every accuracy interval (the analysis here and the paper's figures)."""
+    rng = np.random.default_rng(cell_seed(seed, suite, method, int(frames)))
+    return bootstrap_means(correct, n_boot=n_boot, rng=rng)
+
+
+def pooled(values: Sequence[float], boots: Sequence[np.ndarray], confidence: float = 0.95):
+    """``(mean, ci_low, ci_high, boot)`` of a mean over suites: the mean of the per-suite values and a stratified
+    bootstrap interval (each suite's draws resampled within that suite, then averaged draw by draw)."""
+    boot = np.mean(list(boots), axis=0)
+    lo, hi = percentile_interval(boot, confidence)
+    return float(np.mean(values)), lo, hi, boot
+
+
 # --------------------------------------------------------------------------------------------- helpers
 
 
-def _num(x: Any) -> Any:
+def jsonable(x: Any) -> Any:
     """JSON-ready scalar: numpy -> Python, NaN/inf -> None."""
     if isinstance(x, (np.bool_, bool)):
         return bool(x)
@@ -217,7 +238,7 @@ def _num(x: Any) -> Any:
 
 
 def _records(df: pd.DataFrame, keys: Sequence[str]) -> list[dict[str, Any]]:
-    return [{k: _num(r[k]) for k in keys} for r in df[list(keys)].to_dict("records")] if len(df) else []
+    return [{k: jsonable(r[k]) for k in keys} for r in df[list(keys)].to_dict("records")] if len(df) else []
 
 
 #: ``lfbench sweep`` options that define a cell besides (method, frames, suite), with the command's defaults.
@@ -303,7 +324,7 @@ def sweep_commands(
     return [sweep_command(m, fs, ss, out, model, settings) for (m, fs), ss in sorted(grouped.items())]
 
 
-def _select_model(cells: pd.DataFrame, model: str | None, where: str) -> tuple[pd.DataFrame, str | None]:
+def select_model(cells: pd.DataFrame, model: str | None, where: str) -> tuple[pd.DataFrame, str | None]:
     models = sorted(str(m) for m in cells["model"].dropna().unique())
     if model is not None:
         if model not in models:
@@ -314,7 +335,7 @@ def _select_model(cells: pd.DataFrame, model: str | None, where: str) -> tuple[p
     return cells, (models[0] if models else None)
 
 
-def _check_duplicates(cells: pd.DataFrame) -> None:
+def check_duplicates(cells: pd.DataFrame) -> None:
     dup = cells[cells.duplicated(["suite", "method", "frames"], keep=False)]
     if len(dup):
         first = dup.sort_values(["suite", "method", "frames"]).iloc[0]
@@ -367,9 +388,7 @@ def suite_points(
     rows = []
     for r in ok.to_dict("records"):
         corr = by_cell.get(r["cell_id"], np.array([]))
-        boot = bootstrap_means(
-            corr, n_boot=n_boot, rng=np.random.default_rng(cell_seed(seed, suite, r["method"], int(r["frames"])))
-        )
+        boot = cell_bootstrap(corr, seed=seed, suite=suite, method=r["method"], frames=r["frames"], n_boot=n_boot)
         lo, hi = percentile_interval(boot, confidence)
         acc = float(r["accuracy"]) if pd.notna(r["accuracy"]) else math.nan
         where = f"{r['method']} @ {int(r['frames'])} frames on {suite}"
@@ -407,7 +426,7 @@ def suite_points(
         if not math.isfinite(lat):
             why = (no_value or {}).get(r["cell_id"], "no latency (accuracy-only run)")
             left["no_latency"].append(
-                {"method": entry["method"], "frames": entry["frames"], "accuracy": _num(acc), "reason": why}
+                {"method": entry["method"], "frames": entry["frames"], "accuracy": jsonable(acc), "reason": why}
             )
         elif not math.isfinite(acc):
             left["no_accuracy"].append({"method": entry["method"], "frames": entry["frames"], "latency": lat})
@@ -438,11 +457,14 @@ def average_points(
         have = keys.get(key, {})
         if len(have) == len(suites):
             pts = [have[s] for s in suites]
-            boot = np.mean([p["boot"] for p in pts], axis=0)
-            lo, hi = percentile_interval(boot, confidence)
+            acc, lo, hi, boot = pooled([p["accuracy"] for p in pts], [p["boot"] for p in pts], confidence)
             agreed = all(p["agree_boot"] is not None and math.isfinite(p["agreement"]) for p in pts)
-            a_boot = np.mean([p["agree_boot"] for p in pts], axis=0) if agreed else None
-            a_lo, a_hi = percentile_interval(a_boot, confidence) if agreed else (math.nan, math.nan)
+            if agreed:
+                agree, a_lo, a_hi, a_boot = pooled(
+                    [p["agreement"] for p in pts], [p["agree_boot"] for p in pts], confidence
+                )
+            else:
+                agree, a_lo, a_hi, a_boot = math.nan, math.nan, math.nan, None
             rows.append(
                 {
                     "method": key[0],
@@ -450,13 +472,13 @@ def average_points(
                     "suite": AVERAGE,
                     "cell_id": None,
                     "latency": float(np.mean([p["latency"] for p in pts])),
-                    "accuracy": float(np.mean([p["accuracy"] for p in pts])),
+                    "accuracy": acc,
                     "ci_low": lo,
                     "ci_high": hi,
                     "n": int(sum(p["n"] for p in pts)),
                     "n_unscored": int(sum(p["n_unscored"] for p in pts)),
                     "boot": boot,
-                    "agreement": float(np.mean([p["agreement"] for p in pts])) if agreed else math.nan,
+                    "agreement": agree,
                     "agree_low": a_lo,
                     "agree_high": a_hi,
                     "agree_n": int(sum(p["agree_n"] for p in pts)) if agreed else 0,
@@ -497,7 +519,7 @@ def _section(name: str, df: pd.DataFrame, budgets: Sequence[float], extra: dict[
         "name": name,
         "points": pts,
         "frontier": [p for p in pts if not p["dominated"]],
-        "budget_table": [{k: _num(v) for k, v in r.items()} for r in budget_table(df, budgets)],
+        "budget_table": [{k: jsonable(v) for k, v in r.items()} for r in budget_table(df, budgets)],
         **extra,
     }
 
@@ -532,14 +554,14 @@ def analyze_tables(
             raise SpecError(f"budgets={budgets!r} are invalid; allowed: positive seconds")
     if cells.empty:
         raise LfbenchError(f"no finished cells in {where}; run `lfbench sweep ... --out {out_hint}` first")
-    cells, model = _select_model(cells, model, where)
+    cells, model = select_model(cells, model, where)
     if agreement is None:
         agreement = agreement_table(cells, samples, seed=seed, n_boot=n_boot, confidence=confidence)
     if methods is not None:
         cells = cells[cells["method"].isin(list(methods))]
     if frames is not None:
         cells = cells[cells["frames"].isin([int(f) for f in frames])]
-    _check_duplicates(cells)
+    check_duplicates(cells)
     okc = cells[cells["status"] == "ok"]
     if okc.empty:
         reasons = sorted({str(r) for r in cells["reason"].dropna()})[:5]
@@ -701,106 +723,6 @@ def analyze(
     return out
 
 
-# ---------------------------------------------------------------------------------------------- render
-
-
-def _pct(x: Any) -> str:
-    return "—" if x is None else f"{100 * x:.1f}"
-
-
-def axis_sentence(analysis: dict[str, Any]) -> str:
-    """One sentence saying which axis is measured and which is modelled (for the console, report and plot)."""
-    axis = analysis["latency_axis"]
-    prov = analysis.get("provenance") or {}
-    devices = ", ".join(prov.get("devices", [])) or "the sweep's device"
-    acc = f"accuracy: measured in {analysis['results_dir']} ({analysis['model']} on {devices})"
-    if axis["kind"] == "modelled":
-        return f"{acc}; latency: MODELLED, not measured — {axis['note']}"
-    if axis["kind"] == "counted":
-        return f"{acc}; x axis: counted, not timed — {axis['note']}"
-    return f"{acc}; latency: measured ({axis['label']}) on {devices}"
-
-
-def agreement_text(p: dict[str, Any]) -> str:
-    """``87.5 (75.0–100.0)``: agreement with the baseline and its interval, in percent; ``—`` when there is none."""
-    if p.get("agreement") is None:
-        return "—"
-    return f"{_pct(p['agreement'])} ({_pct(p.get('agree_low'))}–{_pct(p.get('agree_high'))})"
-
-
-def render(analysis: dict[str, Any], console: Any = None) -> None:
-    """Print the analysis as rich tables: per section its frontier and budget table, then what is missing."""
-    from rich.console import Console
-    from rich.table import Table
-
-    console = console or Console()
-    if console.width < 100:
-        console.width = 100
-    sections = [*analysis["suites"].values(), *([analysis["average"]] if analysis.get("average") else [])]
-    lat = analysis["latency"]
-    axis = analysis["latency_axis"]
-    fmt = lambda x: axes.format_value(x, axis["unit"])
-    console.print(
-        f"[bold]lfbench pareto[/bold] {analysis['results_dir']}  model={analysis['model']}  "
-        f"latency={lat}  {analysis['settings']['confidence']:.0%} bootstrap CI "
-        f"(n_boot={analysis['settings']['n_boot']}, seed={analysis['settings']['seed']})",
-        highlight=False,
-    )
-    console.print(axis_sentence(analysis), highlight=False, style="bold yellow" if axis["kind"] == "modelled" else None)
-    for sec in sections:
-        title = f"{sec['name']}: Pareto frontier ({len(sec['frontier'])} of {len(sec['points'])} points)"
-        if sec["name"] == AVERAGE:
-            title += f" over {', '.join(sec['suites'])}"
-        t = Table(title=title)
-        for col in ("method", "frames", lat, "accuracy %", "CI %", "n", "agree w/ baseline %"):
-            t.add_column(col, justify="left" if col == "method" else "right")
-        for p in sec["points"]:
-            style = None if not p["dominated"] else "dim"
-            ci = f"{_pct(p['ci_low'])}–{_pct(p['ci_high'])}"
-            t.add_row(
-                p["method"],
-                str(p["frames"]),
-                fmt(p["latency"]),
-                _pct(p["accuracy"]),
-                ci,
-                str(p["n"]),
-                agreement_text(p),
-                style=style,
-            )
-        console.print(t)
-        b = Table(title=f"{sec['name']}: best under a latency budget")
-        for col in ("budget", "method", "frames", lat, "accuracy %"):
-            b.add_column(col, justify="left" if col == "method" else "right")
-        for r in sec["budget_table"]:
-            b.add_row(
-                fmt(r["budget_s"]),
-                r["method"] or "(none fits)",
-                str(r["frames"] or "—"),
-                fmt(r["latency"]),
-                _pct(r["accuracy"]),
-            )
-        console.print(b)
-        for e in sec.get("errors", []):
-            console.print(
-                f"  cannot run: {e['method']} @ {e['frames']} frames: {e['reason']}", style="red", highlight=False
-            )
-        for e in sec.get("no_latency", []):
-            console.print(
-                f"  not on the plot: {e['method']} @ {e['frames']} frames: {e.get('reason') or 'no latency'}",
-                style="yellow",
-                highlight=False,
-            )
-        for m in sec.get("missing", []):
-            why = "; ".join(f"{s}: {r}" for s, r in m["reasons"].items())
-            console.print(
-                f"  not averaged: {m['method']} @ {m['frames']} frames ({why})", style="yellow", highlight=False
-            )
-        for cmd in sec.get("sweeps", []):
-            console.print(f"  to fill: {cmd}", highlight=False)
-    for w in analysis.get("warnings", []):
-        console.print(f"warning: {w}", style="yellow", highlight=False)
-
-
 __all__ = [
     "AVERAGE",
     "LATENCY_COLUMNS",
@@ -813,13 +735,20 @@ __all__ = [
     "bootstrap_ci",
     "bootstrap_means",
     "budget_table",
+    "cell_bootstrap",
+    "cell_seed",
+    "check_duplicates",
     "dominated_mask",
     "frontier",
+    "jsonable",
     "percentile_interval",
-    "render",
+    "pooled",
+    "provenance",
     "scores",
+    "select_model",
     "stratified_bootstrap_ci",
     "suite_points",
     "sweep_command",
     "sweep_commands",
+    "sweep_settings",
 ]

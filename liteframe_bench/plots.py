@@ -1,18 +1,18 @@
-"""Plots and the Pareto report: PNG + SVG through matplotlib's Agg canvas (no display, no pyplot state).
+"""Plots: PNG + SVG through matplotlib's Agg canvas (no display, no pyplot state).
 
 - :func:`pareto_plot` draws one section of :func:`liteframe_bench.pareto.analyze` (a suite or the average):
   log-scale latency, one colour per method (stable across plots and runs), one marker per frame count,
   bootstrap CI error bars, the frontier as a step line, dominated points faded.
 - :func:`latency_split_plot`, :func:`accuracy_frames_plot`, :func:`grouped_bars_plot` serve the paper figures
   (:mod:`liteframe_bench.figures`).
-- :func:`run_pareto` is ``lfbench pareto DIR``: analysis, one plot per suite and for the average,
-  ``analysis.json`` and ``report.md`` (embedding the plots by relative path) in ``DIR/report``.
+
+Drawings only: the numbers come from :mod:`liteframe_bench.pareto`, the report and ``lfbench pareto`` from
+:mod:`liteframe_bench.pareto_report`.
 """
 
 from __future__ import annotations
 
 import hashlib
-import json
 import os
 import re
 from collections.abc import Sequence
@@ -26,7 +26,7 @@ from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 from matplotlib.patches import Patch
 
-from liteframe_bench import axes, pareto
+from liteframe_bench import axes
 from liteframe_bench.errors import LfbenchError
 
 #: Fixed colours for the methods of the paper (tab10 order); others get a stable colour from a hash of the name.
@@ -412,177 +412,6 @@ def grouped_bars_plot(
     return save(fig, path_stem)
 
 
-# ---------------------------------------------------------------------------------------------- report
-
-
-def _fmt_pct(x: Any) -> str:
-    return "—" if x is None else f"{100 * x:.1f}"
-
-
-def md_table(header: Sequence[str], rows: Sequence[Sequence[Any]]) -> str:
-    out = ["| " + " | ".join(header) + " |", "|" + "|".join("---" for _ in header) + "|"]
-    out += ["| " + " | ".join(str(c).replace("|", "\\|") for c in r) + " |" for r in rows]
-    return "\n".join(out)
-
-
-def markdown_report(analysis: dict[str, Any], images: dict[str, str]) -> str:
-    """``report.md`` text: provenance, then per section its plot (relative path), frontier and budget tables."""
-    lat = analysis["latency"]
-    axis = analysis["latency_axis"]
-    fmt = lambda x: axes.format_value(x, axis["unit"])
-    s = analysis["settings"]
-    prov = analysis.get("provenance") or {}
-    lines = [
-        f"# lfbench pareto: {analysis['results_dir']}",
-        "",
-        f"**{pareto.axis_sentence(analysis)}**",
-        "",
-        f"- model: `{analysis['model']}`",
-        f"- latency: `{lat}` ({axis['label']}; {axis['kind']}); accuracy: mean per-sample correctness "
-        f"({s['nan_policy']})",
-        *([f"- {s['agreement']}"] if s.get("agreement") else []),
-        f"- intervals: {s['confidence']:.0%} percentile bootstrap, {s['n_boot']} resamples, seed {s['seed']}; "
-        "the average's interval is a stratified bootstrap (resampled within each suite)",
-        f"- budgets: {s['budgets']}",
-        f"- runs: {len(prov.get('runs', []))}; devices: {', '.join(prov.get('devices', [])) or 'unknown'}; "
-        f"git: {', '.join(prov.get('git_shas', [])) or 'unknown'}",
-        "",
-    ]
-    for w in analysis.get("warnings", []):
-        lines.append(f"> warning: {w}")
-    sections = [*analysis["suites"].values(), *([analysis["average"]] if analysis.get("average") else [])]
-    for sec in sections:
-        name = sec["name"]
-        lines += ["", f"## {name}" + (f" (mean over {', '.join(sec['suites'])})" if sec.get("suites") else ""), ""]
-        if name in images:
-            lines += [f"![Pareto plot: {name}]({images[name]})", ""]
-        lines += [f"Frontier ({len(sec['frontier'])} of {len(sec['points'])} points):", ""]
-        lines.append(
-            md_table(
-                ["method", "frames", lat, "accuracy %", "95% CI", "n", "agreement with baseline % (95% CI)"],
-                [
-                    [
-                        f"`{p['method']}`",
-                        p["frames"],
-                        fmt(p["latency"]),
-                        _fmt_pct(p["accuracy"]),
-                        f"{_fmt_pct(p['ci_low'])}–{_fmt_pct(p['ci_high'])}",
-                        p["n"],
-                        pareto.agreement_text(p),
-                    ]
-                    for p in sec["frontier"]
-                ],
-            )
-        )
-        dom = [p for p in sec["points"] if p["dominated"]]
-        if dom:
-            lines += ["", "Dominated: " + ", ".join(f"`{p['method']}`@{p['frames']}" for p in dom)]
-        agreeing = [p for p in sec["points"] if p.get("agreement") is not None]
-        if agreeing:
-            lines += [
-                "",
-                "Agreement with the baseline, every point (share of answers equal to the baseline's at the same "
-                "frames; EffiVLM-Bench's loyalty):",
-                "",
-                md_table(
-                    ["method", "frames", "accuracy %", "agreement % (95% CI)", "samples compared"],
-                    [
-                        [f"`{p['method']}`", p["frames"], _fmt_pct(p["accuracy"]), pareto.agreement_text(p),
-                         p["agree_n"]]
-                        for p in agreeing
-                    ],
-                ),
-            ]
-        lines += ["", "Best under a latency budget:", ""]
-        lines.append(
-            md_table(
-                ["budget", "method", "frames", lat, "accuracy %"],
-                [
-                    [
-                        fmt(r["budget_s"]),
-                        f"`{r['method']}`" if r["method"] else "(none fits)",
-                        r["frames"] or "—",
-                        fmt(r["latency"]),
-                        _fmt_pct(r["accuracy"]),
-                    ]
-                    for r in sec["budget_table"]
-                ],
-            )
-        )
-        if sec.get("errors"):
-            lines += ["", "Cells that could not run:", ""]
-            lines += [f"- `{e['method']}` @ {e['frames']} frames: {e['reason']}" for e in sec["errors"]]
-        if sec.get("no_latency"):
-            lines += ["", f"Not on the plot (no value on the `{lat}` axis):", ""]
-            lines += [f"- `{e['method']}` @ {e['frames']} frames: {e.get('reason') or 'no latency'}"
-                      for e in sec["no_latency"]]
-        if sec.get("missing"):
-            lines += ["", "Not averaged (missing or failed in some suite):", ""]
-            for m in sec["missing"]:
-                why = "; ".join(f"{k}: {v}" for k, v in m["reasons"].items())
-                lines.append(f"- `{m['method']}` @ {m['frames']} frames — {why}")
-        if sec.get("sweeps"):
-            lines += ["", "To fill the missing cells:", "", "```", *sec["sweeps"], "```"]
-    return "\n".join(lines) + "\n"
-
-
-def run_pareto(
-    results_dir: str | os.PathLike,
-    *,
-    out: str | os.PathLike | None = None,
-    budgets: Sequence[float] | None = None,
-    latency: str = "lat_e2e_s",
-    suites: Sequence[str] | None = None,
-    model: str | None = None,
-    seed: int = 0,
-    n_boot: int = 1000,
-    confidence: float = 0.95,
-    at_scale: str | None = None,
-) -> dict[str, Any]:
-    """``lfbench pareto DIR``: analyse, write ``pareto_<suite>.png/.svg`` per suite and
-    ``pareto_average.png/.svg``, ``analysis.json`` and ``report.md`` into ``out`` (default ``DIR/report``).
-
-    Returns the analysis with ``written``: ``{"out", "report", "json", "plots": {section: {png, svg}}}``.
-    """
-    analysis = pareto.analyze(
-        results_dir,
-        latency=latency,
-        budgets=budgets,
-        suites=suites,
-        model=model,
-        seed=seed,
-        n_boot=n_boot,
-        confidence=confidence,
-        at_scale=at_scale,
-    )
-    out = Path(out) if out is not None else Path(results_dir) / "report"
-    out.mkdir(parents=True, exist_ok=True)
-    plots: dict[str, dict[str, Any]] = {}
-    sections = {**analysis["suites"], **({pareto.AVERAGE: analysis["average"]} if analysis["average"] else {})}
-    for name, sec in sections.items():
-        stem = out / f"pareto_{slug(name)}"
-        plots[name] = pareto_plot(
-            sec,
-            stem,
-            latency=latency,
-            confidence=confidence,
-            axis=analysis["latency_axis"],
-            note=pareto.axis_sentence(analysis),
-        )
-    images = {name: Path(p["png"]).name for name, p in plots.items()}
-    report = out / "report.md"
-    report.write_text(markdown_report(analysis, images))
-    js = out / "analysis.json"
-    js.write_text(json.dumps(analysis, indent=2, default=str, allow_nan=False) + "\n")
-    analysis["written"] = {
-        "out": str(out),
-        "report": str(report),
-        "json": str(js),
-        "plots": {k: {"png": v["png"], "svg": v["svg"]} for k, v in plots.items()},
-    }
-    return analysis
-
-
 __all__ = [
     "FRAME_MARKERS",
     "METHOD_COLORS",
@@ -591,11 +420,8 @@ __all__ = [
     "grouped_bars_plot",
     "latency_label",
     "latency_split_plot",
-    "markdown_report",
-    "md_table",
     "method_color",
     "pareto_plot",
-    "run_pareto",
     "save",
     "slug",
 ]

@@ -10,7 +10,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from liteframe_bench import figures, plots
+from liteframe_bench import figures, pareto_report
 from liteframe_bench.agreement import agreement_table, matched_agreement
 from liteframe_bench.cli import main
 from liteframe_bench.results import ResultsDir, cell_id
@@ -130,7 +130,7 @@ def test_agreement_table(results):
 
 
 def test_pareto_reports_agreement(results, tmp_path):
-    analysis = plots.run_pareto(results, out=tmp_path / "report", n_boot=300)
+    analysis = pareto_report.write_report(results, out=tmp_path / "report", n_boot=300)
     pts = {(p["method"], p["frames"]): p for p in analysis["suites"][SUITES[0]]["points"]}
     assert pts[("wap", 64)]["agreement"] == pytest.approx(0.9) and pts[("wap", 64)]["agree_n"] == 20
     assert pts[("baseline", 64)]["agreement"] is None and pts[("wap", 8)]["agreement"] is None

@@ -9,7 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from liteframe_bench import axes, cost, figures, pareto, plots
+from liteframe_bench import axes, cost, figures, pareto, pareto_report
 from liteframe_bench.cli import main
 from liteframe_bench.errors import SpecError
 from liteframe_bench.results import ResultsDir, cell_id
@@ -118,7 +118,9 @@ def test_flops_and_visual_tokens_axes(results):
 def test_report_and_plot_say_which_axis_is_modelled(results, tmp_path):
     import matplotlib.image
 
-    a = plots.run_pareto(results, out=tmp_path / "r", latency="predicted:h200", at_scale="internvl3-8b", n_boot=100)
+    a = pareto_report.write_report(
+        results, out=tmp_path / "r", latency="predicted:h200", at_scale="internvl3-8b", n_boot=100
+    )
     report = Path(a["written"]["report"]).read_text()
     assert "accuracy: measured in" in report and "latency: MODELLED, not measured" in report
     assert "roofline lower bound" in report and "internvl3-8b on NVIDIA H200" in report
@@ -126,7 +128,7 @@ def test_report_and_plot_say_which_axis_is_modelled(results, tmp_path):
     svg = Path(a["written"]["plots"][SUITE]["svg"]).read_text()
     assert "latency MODELLED" in svg and "predicted latency on H200 at internvl3-8b" in svg
     assert matplotlib.image.imread(a["written"]["plots"][SUITE]["png"])[..., :3].std() > 0.05
-    measured = plots.run_pareto(results, out=tmp_path / "m", latency="ttft", n_boot=100)
+    measured = pareto_report.write_report(results, out=tmp_path / "m", latency="ttft", n_boot=100)
     text = Path(measured["written"]["report"]).read_text()
     assert "latency: measured (time to first token" in text and "MODELLED" not in text
 

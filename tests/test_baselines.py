@@ -14,7 +14,7 @@ import pytest
 import torch
 import torch.nn.functional as F
 
-from liteframe_bench import cost, figures, plots
+from liteframe_bench import cost, figures, pareto_report
 from liteframe_bench.backends.internvl import InternVL3
 from liteframe_bench.errors import SpecError
 from liteframe_bench.pipeline import build_method
@@ -166,7 +166,7 @@ def test_both_run_through_sweep_pareto_and_figures(probe_task, tmp_path):
     assert by["lowres"]["flops_vision"] < by["random"]["flops_vision"] == by["baseline"]["flops_vision"]
     assert set(cells["flops_source"]) == {"analytic"}
 
-    analysis = plots.run_pareto(out, n_boot=100)
+    analysis = pareto_report.write_report(out, n_boot=100)
     pts = {p["method"] for p in analysis["suites"]["lfb_adapter_probe"]["points"]}
     assert pts == set(by) and Path(analysis["written"]["report"]).exists()
     table = {"id": "t1", "kind": "accuracy_table", "methods": ["random", "lowres"], "frames": 4}

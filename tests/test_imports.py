@@ -117,3 +117,39 @@ def test_stage_names_come_from_one_module():
 def test_every_module_imports(name):
     """Each module imports on its own account (in this process: its imports are already there or come now)."""
     importlib.import_module(name)
+
+
+def private_reach_ins() -> list[str]:
+    """``module._name`` uses (and ``from module import _name``) of another package module's private names."""
+    found = []
+    mods = modules()
+    for name, path in mods.items():
+        tree = ast.parse(path.read_text(), str(path))
+        aliases = {}  # local name -> package module it is bound to
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("liteframe_bench"):
+                for a in node.names:
+                    full = f"{node.module}.{a.name}"
+                    if full in mods:
+                        aliases[a.asname or a.name] = full
+                    elif a.name.startswith("_") and node.module != name:
+                        found.append(f"{name}: from {node.module} import {a.name}")
+            elif isinstance(node, ast.Import):
+                for a in node.names:
+                    if a.name in mods and a.asname:
+                        aliases[a.asname] = a.name
+        for node in ast.walk(tree):
+            if (
+                isinstance(node, ast.Attribute)
+                and isinstance(node.value, ast.Name)
+                and node.value.id in aliases
+                and aliases[node.value.id] != name
+                and node.attr.startswith("_")
+                and not node.attr.startswith("__")
+            ):
+                found.append(f"{name}: {aliases[node.value.id]}.{node.attr}")
+    return sorted(set(found))
+
+
+def test_no_module_reaches_into_another_modules_private_names():
+    assert private_reach_ins() == []

@@ -1,5 +1,5 @@
-"""Pareto analysis (liteframe_bench.pareto) and its report (plots.run_pareto) over fixtures written through the
-real results store: frontier, bootstrap intervals, stratified average, budget tables, errors, plots."""
+"""Pareto analysis (liteframe_bench.pareto) and its report (pareto_report.write_report) over fixtures written
+through the real results store: frontier, bootstrap intervals, stratified average, budget tables, errors, plots."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from liteframe_bench import pareto, plots
+from liteframe_bench import pareto, pareto_report, plots
 from liteframe_bench.errors import LfbenchError, SpecError
 from liteframe_bench.results import ResultsDir, cell_id
 
@@ -327,7 +327,7 @@ def test_run_pareto_writes_plots_and_report(results, tmp_path):
     import matplotlib.image
 
     out = tmp_path / "rep"
-    a = plots.run_pareto(results, out=out, n_boot=200)
+    a = pareto_report.write_report(results, out=out, n_boot=200)
     w = a["written"]
     assert set(w["plots"]) == {"videomme", "mlvu", "average"}
     for files in w["plots"].values():
@@ -346,7 +346,7 @@ def test_run_pareto_writes_plots_and_report(results, tmp_path):
 
 
 def test_run_pareto_default_out_is_inside_the_results_folder(results):
-    a = plots.run_pareto(results, n_boot=50, suites=["mlvu"])
+    a = pareto_report.write_report(results, n_boot=50, suites=["mlvu"])
     assert Path(a["written"]["report"]) == results / "report" / "report.md"
     pareto.analyze(results)  # the report folder is allowed inside a results folder
 
@@ -394,7 +394,7 @@ def test_render_prints_frontier_and_budgets(results):
     from rich.console import Console
 
     buf = io.StringIO()
-    pareto.render(pareto.analyze(results, n_boot=50), Console(file=buf, width=140))
+    pareto_report.render(pareto.analyze(results, n_boot=50), Console(file=buf, width=140))
     text = buf.getvalue()
     assert "videomme: Pareto frontier (3 of 7 points)" in text
     assert "best under a latency budget" in text and "cannot run: baseline @ 512" in text
