@@ -353,3 +353,63 @@ def test_liteframe_cells_match_without_their_folder_and_the_sweep_runs_as_printe
         assert argv[:2] == ["lfbench", "sweep"]
         assert main(argv[1:]) == 0, cmd
     assert {(s, f) for _, s, f, _ in seen} == {("baseline", 16), (spec, 16)}
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Conformance: every figure kind, each in its own module (liteframe_bench/figures/<kind>.py)
+
+ONE_OF_EACH = {f["kind"]: f for f in SPEC["figures"]} | {
+    "latency_split_analytic": {
+        "id": "analytic",
+        "kind": "latency_split_analytic",
+        "model": "tiny",
+        "gpu": "h100",
+        "methods": ["baseline", "wap"],
+        "frames": [4, 8],
+    }
+}
+RESULT_KEYS = {"id", "kind", "title", "status", "files", "missing", "failed", "no_latency", "sweeps", "notes", "data"}
+
+
+def test_every_kind_has_its_module_and_a_test_figure():
+    import importlib
+
+    builders = figures.KINDS | figures.ANALYTIC_KINDS
+    assert set(builders) == set(figures.KIND_KEYS) == set(ONE_OF_EACH)
+    for kind, build in builders.items():
+        assert importlib.import_module(f"liteframe_bench.figures.{kind}").build is build
+
+
+@pytest.mark.parametrize("kind", sorted(figures.KIND_KEYS))
+def test_every_kind_draws_complete_results(kind, complete, tmp_path):
+    fig = ONE_OF_EACH[kind]
+    (out,) = figures.run_figures(complete, spec=SPEC | {"figures": [fig]}, out=tmp_path)["figures"]
+    assert set(out) == RESULT_KEYS and (out["id"], out["kind"], out["status"]) == (fig["id"], kind, "complete")
+    assert out["files"] and all(Path(p).stat().st_size > 0 for p in out["files"].values())
+    assert json.loads(Path(out["files"]["json"]).read_text()) is not None
+    assert out["missing"] == [] and out["sweeps"] == []
+
+
+@pytest.fixture(scope="module")
+def without_wap(tmp_path_factory) -> Path:
+    """The complete results less every cell of ``wap`` (its default ratio), a method every test figure draws."""
+    rd = ResultsDir(tmp_path_factory.mktemp("figs") / "res")
+    rd.write_run("r1", {"run_id": "r1", "config": {"model": "tiny", "limit": 40, "timing_samples": 2}})
+    for (m, f), (stages, k) in CELLS.items():
+        if m != "wap":
+            for j, s in enumerate(SUITES):
+                write(rd, m, f, s, [1.0] * (k + j) + [0.0] * (40 - k - j), stages=stages)
+    return rd.path
+
+
+@pytest.mark.parametrize("kind", sorted(figures.KINDS))
+def test_every_kind_names_what_it_misses_and_the_sweep_that_fills_it(kind, without_wap, tmp_path):
+    """A figure whose cells are partly missing is partial or empty, never an exception; the missing cells are
+    listed and the suggested ``lfbench sweep`` fills them."""
+    fig = ONE_OF_EACH[kind]
+    res = figures.run_figures(without_wap, spec=SPEC | {"figures": [fig]}, out=tmp_path)
+    (out,) = res["figures"]
+    assert out["status"] in ("partial", "empty") and out["missing"], out
+    assert "wap" in {c["method"] for c in out["missing"]}
+    assert res["sweeps"] and all(c.startswith("lfbench sweep ") for c in res["sweeps"])
+    assert any("--methods wap " in c for c in res["sweeps"]), res["sweeps"]
