@@ -45,8 +45,8 @@ def _root(
     registry.load_plugins(plugins or [])
 
 
-
 def int_list(text: str, option: str) -> list[int]:
+    """``"8,64,512"`` -> [8, 64, 512]; click's usage error naming ``option`` for anything but positive integers."""
     try:
         values = [int(v) for v in text.split(",") if v.strip()]
     except ValueError:
