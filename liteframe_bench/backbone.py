@@ -123,6 +123,12 @@ class Backbone(abc.ABC):
         """The transformers config of a preset (a name in :meth:`presets` or one of :attr:`keywords`)."""
 
     @classmethod
+    def frame_side(cls, name: str) -> int | None:
+        """The frame side lfbench feeds the named model when its config does not fix one (None: the family's
+        default, or the config's own ``image_size``); the cost model counts at this side."""
+        return None
+
+    @classmethod
     def folder_config(cls, path: str | Path) -> Any:
         """The transformers config of a local model folder (its ``config.json``)."""
         from transformers import AutoConfig

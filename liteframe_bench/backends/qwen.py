@@ -246,6 +246,10 @@ class Qwen25VL(Backbone):
         return dict(PRESETS)
 
     @classmethod
+    def frame_side(cls, name: str) -> int | None:
+        return IMAGE_SIZES.get(name)
+
+    @classmethod
     def preset_config(cls, name: str):
         return build_config(name)
 

@@ -90,13 +90,8 @@ def model_geometry(model: Any) -> tuple[str, Any, Geometry | QwenGeometry]:
         return model.source, model.config, geometry(model.config, getattr(model, "image_size", None))
     if isinstance(model, (Geometry, QwenGeometry)):
         return "custom", None, model
-    name, cfg, _ = model_config(model)
-    size = None
-    if isinstance(model, str) and getattr(cfg, "model_type", None) == "qwen2_5_vl":
-        from liteframe_bench.backends.qwen import IMAGE_SIZES
-
-        size = IMAGE_SIZES.get(name)
-    return name, cfg, geometry(cfg, size)
+    name, cfg, family = model_config(model)
+    return name, cfg, geometry(cfg, family.frame_side(name) if isinstance(model, str) else None)
 
 
 def frame_labels(frames: int, step: int = 1, ordered: bool = True) -> list[str]:
