@@ -61,6 +61,9 @@ def test_wheel_contains_and_imports_methods_and_suites(tmp_path):
     for pkg in _package_dirs():
         assert f"{pkg}/__init__.py" in names, f"{pkg} is missing from the wheel: list it in pyproject.toml"
     assert not any(n.startswith(("methods/", "suites/", "reports/", "tests/")) for n in names)
+    # a module beside the package that replaced it (cli.py and cli/): a stale build/lib, shipped by mistake
+    shadowed = [n for n in names if n.endswith(".py") and n[:-3] + "/__init__.py" in names]
+    assert not shadowed, f"{shadowed}: stale modules from build/ (remove build/ and rebuild)"
     assert "liteframe_bench/reports/paper.yaml" in names and "liteframe_bench/suites/synth/synth_tiny.yaml" in names
     ep = next(n for n in names if n.endswith("entry_points.txt"))
     assert "builtin = liteframe_bench.methods" in zipfile.ZipFile(wheel).read(ep).decode()
