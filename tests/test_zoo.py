@@ -160,3 +160,25 @@ def test_zoo_ls_json():
     data = json.loads(out.stdout)
     assert [c["name"] for c in data["checkpoints"]] == list(zoo.NAMES)
     assert all("eval" in c["card"] for c in data["checkpoints"])
+
+
+def test_shipped_teacher_picks_the_option_that_states_its_answer(mini):
+    """The binding stage's skill on its own, on the eval split's questions (fixed: the first 40 scenes' 200, text
+    only, deterministic, seconds): with the answer's text written into the question, the letter of the option
+    that says it, far above chance (25%). Measured at shipping: see the card's bind stage."""
+    import torch
+
+    from liteframe_bench.zoo.teacher import mc_text, suffix_text, text_rows_loss
+
+    tok = mini.tokenizer
+    enc = lambda s: tok(s, add_special_tokens=False).input_ids
+    rows = []
+    for _scene, items in g.generate("default", "eval")[:40]:
+        for it in items:
+            said = it["options"][g.LETTERS.index(it["answer"])][3:]
+            q = f"{it['question']} (The answer is: {said}.)"
+            rows.append(("hint", it["family"], enc("<|im_start|>user\n" + suffix_text(mc_text(q, it["options"]))),
+                         enc(it["answer"]) + enc("<|im_end|>")))
+    with torch.no_grad():
+        _, acc = text_rows_loss(mini, rows, chunk=50)
+    assert len(rows) == 200 and acc >= 0.40, acc  # 47% at shipping
