@@ -7,9 +7,7 @@ from typing import Any
 
 from liteframe_bench import pareto
 from liteframe_bench.figures.base import FigureData, pct, strip_boot, write_json, write_table
-from liteframe_bench.figures.spec import (
-    method_frames,
-)
+from liteframe_bench.figures.spec import method_frames
 
 
 def build(F: FigureData, out: Path) -> dict[str, Any]:

@@ -7,9 +7,7 @@ from typing import Any
 
 from liteframe_bench import pareto, plots
 from liteframe_bench.figures.base import FigureData, strip_boot, write_json
-from liteframe_bench.figures.spec import (
-    method_frames,
-)
+from liteframe_bench.figures.spec import method_frames
 
 
 def build(F: FigureData, out: Path) -> dict[str, Any]:

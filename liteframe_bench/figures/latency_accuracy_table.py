@@ -9,9 +9,7 @@ import numpy as np
 
 from liteframe_bench import pareto
 from liteframe_bench.figures.base import FigureData, pct, strip_boot, write_json, write_table
-from liteframe_bench.figures.spec import (
-    parse_row,
-)
+from liteframe_bench.figures.spec import parse_row
 
 
 def build(F: FigureData, out: Path) -> dict[str, Any]:

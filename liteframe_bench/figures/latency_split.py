@@ -8,9 +8,7 @@ from typing import Any
 
 from liteframe_bench import pareto, plots
 from liteframe_bench.figures.base import FigureData, stage_sum, write_json
-from liteframe_bench.figures.spec import (
-    method_frames,
-)
+from liteframe_bench.figures.spec import method_frames
 from liteframe_bench.stages import LLM_SIDE, VISION_SIDE
 
 

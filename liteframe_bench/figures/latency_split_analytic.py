@@ -10,9 +10,7 @@ from typing import Any
 
 from liteframe_bench import plots
 from liteframe_bench.figures.base import FigureData, write_json
-from liteframe_bench.figures.spec import (
-    frames_list,
-)
+from liteframe_bench.figures.spec import frames_list
 
 
 def figures_analytic(

@@ -11,9 +11,7 @@ import numpy as np
 from liteframe_bench import axes, pareto, pareto_report, plots
 from liteframe_bench.errors import LfbenchError
 from liteframe_bench.figures.base import FigureData, write_json
-from liteframe_bench.figures.spec import (
-    method_frames,
-)
+from liteframe_bench.figures.spec import method_frames
 
 
 def build(F: FigureData, out: Path) -> dict[str, Any]:

@@ -18,9 +18,7 @@ from liteframe_bench.figures import (
 )
 from liteframe_bench.figures import pareto as pareto_kind
 from liteframe_bench.figures.base import FigureData, ResultsData, write_json
-from liteframe_bench.figures.spec import (
-    load_spec,
-)
+from liteframe_bench.figures.spec import load_spec
 
 #: Each figure kind's builder, ``build(FigureData, out) -> figure result``, by the ``kind`` a spec writes; one module
 #: per kind (``liteframe_bench/figures/<kind>.py``). ``latency_split_analytic`` needs no results:

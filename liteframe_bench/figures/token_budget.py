@@ -9,9 +9,7 @@ from typing import Any
 from liteframe_bench import pareto, plots
 from liteframe_bench.errors import SpecError
 from liteframe_bench.figures.base import FigureData, strip_boot, write_json
-from liteframe_bench.figures.spec import (
-    canonical_method,
-)
+from liteframe_bench.figures.spec import canonical_method
 
 
 def build(F: FigureData, out: Path) -> dict[str, Any]:
