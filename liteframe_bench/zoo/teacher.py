@@ -356,37 +356,53 @@ def _clip_index(cfg: TeacherConfig, step: int, c: int) -> int:
     return before + c
 
 
+class _Run:
+    """The resumable part of a training run of ``model`` under ``cfg.out``: AdamW, the newest checkpoint (weights,
+    optimizer, RNG, history) restored, atomic checkpoints with the run's wall time so far."""
+
+    def __init__(self, cfg, model, stage: str, log):
+        from safetensors.torch import load_file
+
+        self.cfg, self.model, self.stage = cfg, model, stage
+        self.out = Path(cfg.out)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.opt = torch.optim.AdamW(tu.param_groups(model.named_parameters(), cfg.weight_decay), lr=cfg.lr)
+        self.start, self.history, self.evals, self.before = 0, [], [], 0.0
+        self.ckpt = tu.latest_checkpoint(self.out)
+        if self.ckpt is not None:
+            zm.load_state(model, load_file(str(self.ckpt / "model.safetensors")), str(self.ckpt))
+            rec = tu.read_checkpoint(self.ckpt, self.opt)
+            self.start, self.history, self.evals = int(rec["step"]), rec["history"], rec["evals"]
+            self.before = float(rec.get("train_seconds", 0.0))
+            log(f"resumed from {self.ckpt} (step {self.start})")
+        self.t0 = time.perf_counter()
+
+    def seconds(self) -> float:
+        return self.before + time.perf_counter() - self.t0
+
+    def save(self, step: int) -> None:
+        from safetensors.torch import save_file
+
+        state = {"config": asdict(self.cfg), "history": self.history, "evals": self.evals, "stage": self.stage,
+                 "train_seconds": self.seconds()}
+        weights = lambda d: save_file(zm.state_to_save(self.model), str(d / "model.safetensors"))
+        tu.write_checkpoint(self.out, step, weights, self.opt, state, keep=2)
+
+
 def train_teacher(cfg: TeacherConfig, bb, progress: bool = True, log=print, stop_after: int | None = None) -> dict:
     """Train ``bb`` (a mini InternVL3 wrapper) in place; checkpoints under ``cfg.out``; returns the record.
 
     Resumes from the newest checkpoint in ``cfg.out`` (weights, optimizer, RNG, history). ``stop_after``: end this
     run after that step (checkpointed), the schedule still spanning ``cfg.steps``.
     """
-    from safetensors.torch import load_file, save_file
     from tqdm.auto import tqdm
 
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
     model = bb.model
     assert letter_ids_ok(bb.tokenizer)
-    opt = torch.optim.AdamW(tu.param_groups(model.named_parameters(), cfg.weight_decay), lr=cfg.lr)
-    start, history, evals, before = 0, [], [], 0.0
-    ckpt = tu.latest_checkpoint(out)
-    if ckpt is not None:
-        zm.load_state(model, load_file(str(ckpt / "model.safetensors")), str(ckpt))
-        rec = tu.read_checkpoint(ckpt, opt)
-        start, history, evals = int(rec["step"]), rec["history"], rec["evals"]
-        before = float(rec.get("train_seconds", 0.0))
-        log(f"resumed from {ckpt} (step {start})")
+    run = _Run(cfg, model, "teacher", log)
+    opt, start, history, evals, save, t0 = run.opt, run.start, run.history, run.evals, run.save, run.t0
     model.train()
-    t0 = time.perf_counter()
     bar = tqdm(total=cfg.steps, initial=start, disable=not progress, desc="teacher", unit="step", dynamic_ncols=True)
-
-    def save(step: int):
-        state = {"config": asdict(cfg), "history": history, "evals": evals, "stage": "teacher",
-                 "train_seconds": before + time.perf_counter() - t0}
-        weights = lambda d: save_file(zm.state_to_save(model), str(d / "model.safetensors"))
-        tu.write_checkpoint(out, step, weights, opt, state, keep=2)
 
     stop = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
     words = WordIds(bb.tokenizer)
@@ -445,10 +461,10 @@ def train_teacher(cfg: TeacherConfig, bb, progress: bool = True, log=print, stop
         if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done != stop:
             save(done)
     bar.close()
-    if stop > start or ckpt is None:
+    if stop > start or run.ckpt is None:
         save(stop)
     return {"config": asdict(cfg), "history": history, "evals": evals, "seconds": time.perf_counter() - t0,
-            "train_seconds": before + time.perf_counter() - t0, "finished": stop >= cfg.steps, "steps": stop}
+            "train_seconds": run.seconds(), "finished": stop >= cfg.steps, "steps": stop}
 
 
 @dataclass
@@ -483,33 +499,14 @@ class BindConfig:
 
 def train_bind(cfg: BindConfig, bb, progress: bool = True, log=print, stop_after: int | None = None) -> dict:
     """Train ``bb`` in place (see :class:`BindConfig`); checkpoints under ``cfg.out`` with exact resume."""
-    from safetensors.torch import load_file
     from tqdm.auto import tqdm
 
-    out = Path(cfg.out)
-    out.mkdir(parents=True, exist_ok=True)
     model = bb.model
-    opt = torch.optim.AdamW(tu.param_groups(model.named_parameters(), cfg.weight_decay), lr=cfg.lr)
-    start, history, evals, before = 0, [], [], 0.0
-    ckpt = tu.latest_checkpoint(out)
-    if ckpt is not None:
-        zm.load_state(model, load_file(str(ckpt / "model.safetensors")), str(ckpt))
-        rec = tu.read_checkpoint(ckpt, opt)
-        start, history, evals = int(rec["step"]), rec["history"], rec["evals"]
-        before = float(rec.get("train_seconds", 0.0))
-        log(f"resumed from {ckpt} (step {start})")
+    run = _Run(cfg, model, "bind", log)
+    opt, start, history, evals, save, t0 = run.opt, run.start, run.history, run.evals, run.save, run.t0
     model.train()
-    t0 = time.perf_counter()
     stop = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
     bar = tqdm(total=cfg.steps, initial=start, disable=not progress, desc="bind", unit="step", dynamic_ncols=True)
-
-    def save(step: int):
-        from safetensors.torch import save_file
-
-        state = {"config": asdict(cfg), "history": history, "evals": evals, "stage": "bind",
-                 "train_seconds": before + time.perf_counter() - t0}
-        weights = lambda d: save_file(zm.state_to_save(model), str(d / "model.safetensors"))
-        tu.write_checkpoint(out, step, weights, opt, state, keep=2)
 
     grid = bb.grid_side // bb.shuffle
     for step in range(start, stop):
@@ -554,7 +551,7 @@ def train_bind(cfg: BindConfig, bb, progress: bool = True, log=print, stop_after
         if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done != stop:
             save(done)
     bar.close()
-    if stop > start or ckpt is None:
+    if stop > start or run.ckpt is None:
         save(stop)
     return {"config": asdict(cfg), "history": history, "evals": evals, "seconds": time.perf_counter() - t0,
-            "train_seconds": before + time.perf_counter() - t0, "finished": stop >= cfg.steps, "steps": stop}
+            "train_seconds": run.seconds(), "finished": stop >= cfg.steps, "steps": stop}
