@@ -188,6 +188,7 @@ def test_synth_train_split_as_data(tmp_path):
         ("student", ""),
         ("train_projector", "no"),
         ("batch_size", 0),
+        ("answers", "words-first"),
     ],
 )
 def test_config_errors_name_the_field(field, value, data, tmp_path):
@@ -207,3 +208,18 @@ def test_run_errors(data, tmp_path):
     bad.write_text(json.dumps({"video": "v0.mp4", "prompt": "hi"}) + "\n")
     with pytest.raises(SpecError, match="line 1.*answer"):
         load_items(cfg(data, tmp_path / "o", data=str(bad)))
+
+
+def test_stream_answers_in_words_then_letter():
+    """``answers="words"``: the zoo's chain format on the balanced stream; the scorer reads the final letter."""
+    import re
+
+    from lmms_eval.tasks._task_utils.mcq_extract import extract_mcq_answer
+
+    from liteframe_bench.methods.liteframe.lma import _StreamItems
+
+    for i in range(5):
+        letter, words = _StreamItems(16, 112, 0)[i], _StreamItems(16, 112, 0, "words")[i]
+        assert re.fullmatch(r"[ABCD]", letter["answer"])
+        assert re.fullmatch(r".+\. [ABCD]", words["answer"]) and words["prompt"] != "" and words["family"]
+        assert extract_mcq_answer(words["answer"], ["A", "B", "C", "D"]) == words["answer"][-1]

@@ -86,3 +86,32 @@ def test_the_miniature_figure_spec_loads():
     assert spec["suites"] == ["synth_open"]
     assert {f["kind"] for f in spec["figures"]} >= {"latency_split", "pareto", "accuracy_vs_frames", "token_budget",
                                                     "accuracy_table", "latency_accuracy_table"}
+
+
+def test_balanced_stream_counts_like_the_eval_split_and_catches_every_flash():
+    """The eval split asks for counts 1-5 equally often; the balanced stream (the answering stage's) does too,
+    with every flash still on a sampled frame. The plain stream's short scenes cannot hold 4 or 5 counted flashes."""
+    counts, plain = {}, {}
+    for i in range(150):
+        clip = stream.make_clip(i, 16, 112, copies=1, balanced=True)
+        idx = np.asarray(clip.indices)
+        for ev in clip.scene.events:
+            assert ((idx >= ev.start) & (idx < ev.end)).any(), i
+        ((_, _, options, answer),) = [q for q in clip.mc if q[0] == "count"]
+        counts[stream.option_text(options, answer)] = counts.get(stream.option_text(options, answer), 0) + 1
+        ((_, _, options, answer),) = [q for q in stream.make_clip(i, 16, 112, copies=1).mc if q[0] == "count"]
+        plain[stream.option_text(options, answer)] = plain.get(stream.option_text(options, answer), 0) + 1
+    assert sorted(counts) == ["1", "2", "3", "4", "5"] and min(counts.values()) >= 15, counts
+    assert "4" not in plain and "5" not in plain and plain["1"] > 75, plain
+    assert not torch.equal(stream.make_clip(0, 16, 112, balanced=True).pixel_values,
+                           stream.make_clip(0, 16, 112).pixel_values)
+
+
+def test_make_scene_takes_a_count_that_fits():
+    spec = stream.balanced_spec(6)
+    scene, plan = g.make_scene(np.random.default_rng(0), spec, "v", 6, k=5)
+    assert plan["k"] == 5 and sum((e.colour, e.shape) == tuple(plan["count_kind"]) for e in scene.events) == 5
+    with pytest.raises(ValueError, match="k=6"):
+        g.make_scene(np.random.default_rng(0), stream.balanced_spec(4), "v", 4, k=6)
+    with pytest.raises(ValueError, match="frames=4"):
+        stream.make_train_scene(np.random.default_rng(0), 0, 4, balanced=True)

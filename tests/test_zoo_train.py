@@ -9,14 +9,22 @@ import torch.nn.functional as F
 
 from liteframe_bench import zoo
 from liteframe_bench.backends.internvl import InternVL3
+from liteframe_bench.suites.synth import generator as g
 from liteframe_bench.zoo import model as zm
+from liteframe_bench.zoo import stream
 from liteframe_bench.zoo.teacher import (
     BindConfig,
+    ChainConfig,
     TeacherConfig,
     Texts,
+    chain_answer,
+    chain_questions,
+    chain_questions_loss,
+    evaluate_generate,
     hint_rows,
     text_rows_loss,
     train_bind,
+    train_chain,
     train_teacher,
 )
 from liteframe_bench.zoo.train import train_zoo
@@ -117,3 +125,66 @@ def test_text_rows_share_their_instruction_and_lose_nothing():
         if p.grad is not None:
             torch.testing.assert_close(grads[k], p.grad, rtol=1e-3, atol=1e-6, msg=k)
     assert 0.0 <= acc <= 1.0
+
+
+def test_chain_answers_tokenise_as_words_then_letter():
+    """The answering stage's text rows (words given, letter scored) and its clip rows (words and letter scored) split
+    the answer at the same token, so the letter the text rows train is the one the model writes."""
+    tok = zm.build_tokenizer(0)
+    enc = lambda s: tok(s, add_special_tokens=False).input_ids
+    for i in range(10):
+        for _, _, options, letter in stream.make_clip(i, 16, 112, copies=1, balanced=True).mc:
+            words = stream.option_text(options, letter)
+            assert enc(chain_answer(words, letter)) == enc(words + ".") + enc(" " + letter), (words, letter)
+    for family, prompt, continuations in chain_questions(tok, 6, (0, 13, 0), 16):
+        assert family in g.FAMILIES and len(continuations) == 4
+        for letter, (words, answer) in zip(g.LETTERS, continuations, strict=True):
+            assert tok.decode(words).endswith(".") and tok.decode(answer).strip().startswith(letter)
+
+
+def test_chain_questions_share_their_prompts_and_lose_nothing():
+    """Left-padded question chunks whose four continuations branch off one KV cache give the plain forward's loss
+    and gradients over every prompt + continuation row."""
+    tok = zm.build_tokenizer(0)
+    net = zm.build_model(tok, 0)
+    bb = InternVL3(net, tok, source="mini (test)", system_prompt=None)
+    questions = chain_questions(tok, 7, (0, 14, 0), 16)
+    loss, acc = chain_questions_loss(bb, questions, chunk=3)
+    loss.backward()
+    grads = {k: p.grad.clone() for k, p in net.named_parameters() if p.grad is not None}
+    net.zero_grad()
+    rows = [("chain", f, p + w, a) for f, p, conts in questions for w, a in conts]
+    ids, labels = Texts.pad(rows, tok.pad_token_id)
+    lm = net.model.language_model
+    hidden = lm(inputs_embeds=lm.get_input_embeddings()(ids), use_cache=False).last_hidden_state
+    target = labels[:, 1:]
+    keep = target != -100
+    plain = F.cross_entropy(net.lm_head(hidden[:, :-1][keep]).float(), target[keep])
+    plain.backward()
+    torch.testing.assert_close(loss, plain, rtol=1e-5, atol=1e-6)
+    for k, p in net.named_parameters():
+        if p.grad is not None:
+            torch.testing.assert_close(grads[k], p.grad, rtol=1e-3, atol=1e-6, msg=k)
+    assert 0.0 <= acc <= 1.0
+
+
+def test_chain_resumes_exactly_and_answers_through_the_pipeline(tmp_path):
+    tok = zm.build_tokenizer(0)
+    cfg = ChainConfig(steps=3, texts=3, clips=1, copies=1, frames=16, warmup_steps=1, checkpoint_every=0,
+                      eval_every=0)
+
+    def run(out, stops):
+        torch.manual_seed(0)
+        net = zm.build_model(tok, 0)
+        bb = InternVL3(net, tok, source="mini (test)", system_prompt=None)
+        for stop in stops:
+            rec = train_chain(replace(cfg, out=str(out)), bb, progress=False, log=lambda m: None, stop_after=stop)
+        return bb, rec
+
+    (whole, rec), (parts, rec2) = run(tmp_path / "a", [None]), run(tmp_path / "b", [1, None])
+    assert rec2["finished"] and [h["step"] for h in rec2["history"]] == [1, 2, 3]
+    assert {"chain_text", "chain", "describe", "open", "chain_letter_acc"} <= set(rec["history"][-1])
+    for (k, a), (_, b) in zip(whole.model.state_dict().items(), parts.model.state_dict().items(), strict=True):
+        torch.testing.assert_close(a, b, rtol=0, atol=0, msg=k)
+    acc = evaluate_generate(whole, 16, 1, max_new_tokens=4)
+    assert set(acc) == {*g.FAMILIES, "overall"} and 0.0 <= acc["overall"] <= 1.0

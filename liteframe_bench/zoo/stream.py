@@ -18,7 +18,7 @@ InternVL's frame sampler) rendered at the suite's 448 px only at the sampled fra
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -52,10 +52,34 @@ def scene_seconds(frames: int) -> list[int]:
     return out
 
 
-def make_train_scene(rng: np.random.Generator, index: int, frames: int = 16):
-    seconds = scene_seconds(frames)
+def balanced_spec(seconds: int) -> g.SizeSpec:
+    """:func:`train_spec` with every flash 3 frames long: caught by any sampling of at most 3 source frames per
+    sampled frame, so a clip's scene can be long enough for 5 counted flashes and its 3 ordered ones."""
+    return replace(train_spec(seconds), event_frames=(3, 3))
+
+
+COUNTS = (1, 2, 3, 4, 5)  # the counts the eval split asks about, each as often
+
+
+def balanced_seconds(frames: int, k: int) -> list[int]:
+    """Scene lengths (s) of :func:`balanced_spec` for clips of ``frames`` frames that fit ``k`` counted flashes."""
+    return [s for s in range(1, 64) if frames <= FPS * s <= 3 * frames
+            and g.event_budget(balanced_spec(s), FPS * s) >= k + 3]
+
+
+def make_train_scene(rng: np.random.Generator, index: int, frames: int = 16, balanced: bool = False):
+    """A training scene for clips of ``frames`` frames. ``balanced``: the count answer drawn uniformly from
+    :data:`COUNTS`, as in the eval split (otherwise short scenes make 1 the answer of most count questions)."""
+    if not balanced:
+        seconds = scene_seconds(frames)
+        s = seconds[int(rng.integers(len(seconds)))]
+        return g.make_scene(rng, train_spec(s), f"train-stream-{index}", s)
+    k = COUNTS[int(rng.integers(len(COUNTS)))]
+    seconds = balanced_seconds(frames, k)
+    if not seconds:
+        raise ValueError(f"frames={frames}: no scene fits {k} counted flashes; allowed: 16 or more frames")
     s = seconds[int(rng.integers(len(seconds)))]
-    return g.make_scene(rng, train_spec(s), f"train-stream-{index}", s)
+    return g.make_scene(rng, balanced_spec(s), f"train-stream-{index}", s, k=k)
 
 
 def mc_questions(rng: np.random.Generator, scene, plan, copies: int = 2) -> list[tuple[str, str, list[str], str]]:
@@ -142,13 +166,15 @@ class Clip:
     labels: dict[str, np.ndarray] | None = None  # token_labels on the projected grid (when asked)
 
 
-def make_clip(index: int, frames: int, image_size: int, seed: int = 0, copies: int = 2, grid: int = 0) -> Clip:
+def make_clip(index: int, frames: int, image_size: int, seed: int = 0, copies: int = 2, grid: int = 0,
+              balanced: bool = False) -> Clip:
     """Clip ``index`` of the stream with seed ``seed``: pixels at ``image_size``, questions, description, and
-    (``grid > 0``) :func:`token_labels` on a ``grid x grid`` split of each frame."""
+    (``grid > 0``) :func:`token_labels` on a ``grid x grid`` split of each frame. ``balanced``: see
+    :func:`make_train_scene` (a stream of its own: clip ``i`` differs from the unbalanced stream's)."""
     from liteframe_bench.video import preprocess, sample_indices
 
-    rng = np.random.default_rng([TRAIN_SEED, seed, 7, index])
-    scene, plan = make_train_scene(rng, index, frames)
+    rng = np.random.default_rng([TRAIN_SEED, seed, 7, index] + ([1] if balanced else []))
+    scene, plan = make_train_scene(rng, index, frames, balanced)
     indices = sample_indices(scene.num_frames, frames)
     px = preprocess(g.render_frames(scene, indices), image_size=image_size)[0]
     labels = token_labels(scene, indices, grid) if grid else None

@@ -81,6 +81,12 @@ def mc_text(question: str, options: list[str]) -> str:
     return doc_to_text({"question": question, "options": options})
 
 
+def chain_answer(text: str, letter: str) -> str:
+    """A multiple-choice answer in words, then its option's letter (``"grey. C"``; lmms-eval's letter extraction
+    reads the final letter)."""
+    return f"{text}. {letter}"
+
+
 def suffix_text(prompt: str) -> str:
     return f"{prompt}<|im_end|>\n<|im_start|>assistant\n"
 
@@ -104,6 +110,10 @@ class Texts:
         if "mc" in kinds:
             for family, q, opts, ans in clip.mc:
                 self.rows.append(("mc", family, enc(suffix_text(mc_text(q, opts))), enc(ans) + end))
+        if "chain" in kinds:  # answer in words, then the letter (the binding then reads the model's own words)
+            for family, q, opts, ans in clip.mc:
+                answer = enc(chain_answer(stream.option_text(opts, ans), ans)) + end
+                self.rows.append(("chain", family, enc(suffix_text(mc_text(q, opts))), answer))
         if "hint" in kinds:  # the binding alone: the answer's text is given, the model finds its option's letter
             for family, q, opts, ans in clip.mc:
                 q = f"{q} (The answer is: {stream.option_text(opts, ans)}.)"
@@ -205,7 +215,7 @@ def clip_forward(bb, clip: stream.Clip, texts: Texts, visual=None, words: WordId
 
     model, tok = bb.model, bb.tokenizer
     lm = model.model.language_model
-    out: dict = {"describe": [], "open": [], "mc": [], "hint": []}
+    out: dict = {"describe": [], "open": [], "mc": [], "hint": [], "chain": []}
     hits = []
     if visual is None:
         px = clip.pixel_values.to(bb.device)
@@ -224,7 +234,7 @@ def clip_forward(bb, clip: stream.Clip, texts: Texts, visual=None, words: WordId
     kw = bb._cache_kw
     lm(inputs_embeds=bb.embed(prefix, tokens), use_cache=True, **{kw: cache})
     letters = torch.tensor([tok.convert_tokens_to_ids(L) for L in g.LETTERS], device=bb.device)
-    for kind in ("describe", "open", "mc", "hint"):
+    for kind in ("describe", "open", "mc", "hint", "chain"):
         rows = [r for r in texts.rows if r[0] == kind]
         if not rows:
             continue
@@ -241,7 +251,17 @@ def clip_forward(bb, clip: stream.Clip, texts: Texts, visual=None, words: WordId
             if kind == "mc":
                 pred = int(logits[b, len(p) - 1, letters].argmax())
                 hits.append((family, g.LETTERS[pred] == tok.decode(a[:1])))
+            elif kind == "chain":  # the letter right, given the true words before it
+                n = letter_tokens(tok, a)
+                span = slice(len(p) + len(a) - 2 - n, len(p) + len(a) - 2)
+                hits.append((family, bool((logits[b, span].argmax(-1) == ids[b, span.start + 1 : span.stop + 1]).all())))
     return out, hits
+
+
+def letter_tokens(tok, answer_ids: list[int]) -> int:
+    """How many tokens the final ``" X"`` of a :func:`chain_answer` (ids, closing ``<|im_end|>`` last) takes."""
+    letter = tok.decode(answer_ids[:-1]).strip()[-1]
+    return len(tok(" " + letter, add_special_tokens=False).input_ids)
 
 
 def letter_ids_ok(tok) -> bool:
@@ -305,6 +325,86 @@ def hint_rows(tok, n: int, key: tuple, frames: int) -> list:
             q = f"{q} (The answer is: {stream.option_text(opts, ans)}.)"
             rows.append(("hint", family, enc("<|im_start|>user\n" + suffix_text(mc_text(q, opts))), enc(ans) + end))
     return rows[:n]
+
+
+def chain_questions(tok, n: int, key: tuple, frames: int) -> list:
+    """``n`` text-only questions for the answering stage: (family, prompt ids, four continuations), a continuation
+    per option: its words (given) and then its letter and ``<|im_end|>`` (scored). Every option, not only the right
+    one: without the video any option's words are a valid given, and the four share the question's forward."""
+    import numpy as np
+
+    enc = lambda s: tok(s, add_special_tokens=False).input_ids
+    end = enc("<|im_end|>")
+    out = []
+    rng = np.random.default_rng([stream.TRAIN_SEED, *key])
+    while len(out) < n:
+        scene, plan = stream.make_train_scene(rng, int(key[-1]), frames, balanced=True)
+        for family, q, opts, _ in stream.mc_questions(rng, scene, plan, copies=1):
+            conts = [(enc(stream.option_text(opts, L) + "."), enc(" " + L) + end) for L in g.LETTERS]
+            out.append((family, enc("<|im_start|>user\n" + suffix_text(mc_text(q, opts))), conts))
+    return out[:n]
+
+
+def chain_questions_loss(bb, questions: list, chunk: int = 16) -> tuple[torch.Tensor, float]:
+    """Mean loss of the letter tokens (and ``<|im_end|>``) of every continuation of :func:`chain_questions`, and
+    the share of continuations whose letter is argmax-right. The common instruction runs once; each chunk of
+    questions runs left-padded (masked) on its cache, and each question's four continuations continue its KV cache
+    (so a question's long prompt is computed once for four examples). Equals a plain forward of every
+    prompt + continuation row (tested)."""
+    from transformers import DynamicCache
+
+    tok, model = bb.tokenizer, bb.model
+    lm, kw, config = model.model.language_model, bb._cache_kw, model.config.text_config
+    embed = lm.get_input_embeddings()
+    lead, first = 0, questions[0][1]
+    while lead < len(first) - 1 and all(len(q[1]) > lead + 1 and q[1][lead] == first[lead] for q in questions):
+        lead += 1
+    head = DynamicCache(config=config)
+    lm(inputs_embeds=embed(torch.tensor([first[:lead]], device=bb.device)), use_cache=True, **{kw: head})
+    order = sorted(questions, key=lambda q: len(q[1]))
+    total, count, hits, seen = 0.0, 0, 0, 0
+    for i in range(0, len(order), chunk):
+        part = order[i : i + chunk]
+        B, Lq = len(part), max(len(q[1]) - lead for q in part)
+        ids = torch.full((B, Lq), tok.pad_token_id, dtype=torch.long)
+        mask = torch.zeros((B, lead + Lq), dtype=torch.long)
+        mask[:, :lead] = 1
+        pos = torch.full((B, Lq), lead, dtype=torch.long)
+        for b, (_, p, _) in enumerate(part):
+            n = len(p) - lead
+            ids[b, Lq - n :] = torch.tensor(p[lead:])
+            mask[b, lead + Lq - n :] = 1
+            pos[b, Lq - n :] = torch.arange(lead, lead + n)
+        cache = _branch(head, B, config)
+        lm(inputs_embeds=embed(ids.to(bb.device)), attention_mask=mask.to(bb.device), position_ids=pos.to(bb.device),
+           use_cache=True, **{kw: cache})
+        k = len(part[0][2])
+        data = [(layer.keys.repeat_interleave(k, 0), layer.values.repeat_interleave(k, 0)) for layer in cache.layers]
+        cache = DynamicCache(ddp_cache_data=data, config=config)
+        conts = [c for _, _, cs in part for c in cs]
+        Lc = max(len(w) + len(a) for w, a in conts)
+        cids = torch.full((B * k, Lc), tok.pad_token_id, dtype=torch.long)
+        labels = torch.full((B * k, Lc), IGNORE, dtype=torch.long)
+        for r, (w, a) in enumerate(conts):
+            cids[r, : len(w) + len(a)] = torch.tensor(w + a)
+            labels[r, len(w) : len(w) + len(a)] = torch.tensor(a)
+        start = torch.tensor([len(p) for _, p, _ in part]).repeat_interleave(k)
+        cpos = start[:, None] + torch.arange(Lc)[None]
+        cmask = torch.cat([mask.repeat_interleave(k, 0), torch.ones((B * k, Lc), dtype=torch.long)], dim=1)
+        cids, labels = cids.to(bb.device), labels.to(bb.device)
+        hidden = lm(inputs_embeds=embed(cids), attention_mask=cmask.to(bb.device), position_ids=cpos.to(bb.device),
+                    use_cache=True, **{kw: cache}).last_hidden_state
+        logits = model.lm_head(hidden[:, :-1])
+        target = labels[:, 1:]
+        keep = target != IGNORE
+        total = total + F.cross_entropy(logits[keep].float(), target[keep], reduction="sum")
+        count += int(keep.sum())
+        pred = logits.argmax(-1)
+        for r, (w, a) in enumerate(conts):  # the letter's tokens (all but the closing <|im_end|>) argmax-right
+            span = slice(len(w) - 1, len(w) + len(a) - 2)
+            hits += int(bool((pred[r, span] == cids[r, span.start + 1 : span.stop + 1]).all()))
+            seen += 1
+    return total / count, hits / seen
 
 
 def text_rows_loss(bb, rows: list, chunk: int = 16) -> tuple[torch.Tensor, float]:
@@ -546,6 +646,121 @@ def train_bind(cfg: BindConfig, bb, progress: bool = True, log=print, stop_after
                             **{k: round(sum(h.get(k, 0.0) for h in recent) / len(recent), 3) for k in keys}}))
         if cfg.eval_every and done % cfg.eval_every == 0 and (video or done == cfg.video_from):
             acc = evaluate_stream(bb, TeacherConfig(frames=cfg.frames), cfg.eval_clips)
+            evals.append({"step": done, "seconds": round(time.perf_counter() - t0, 1), **acc})
+            log(json.dumps(evals[-1]))
+        if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done != stop:
+            save(done)
+    bar.close()
+    if stop > start or run.ckpt is None:
+        save(stop)
+    return {"config": asdict(cfg), "history": history, "evals": evals, "seconds": time.perf_counter() - t0,
+            "train_seconds": run.seconds(), "finished": stop >= cfg.steps, "steps": stop}
+
+
+@dataclass
+class ChainConfig:
+    """The answering stage, after binding: multiple choice answered in words, then the letter (``"grey. C"``).
+
+    After the binding stage the teacher names what it sees (open answers) and finds the option that states a
+    given answer (text), but does not join the two inside one forward pass: its multiple-choice letters stay at
+    chance. Here the answer's words come first, so the letter is read from the model's own words, the step the
+    binding stage trained. Each step: ``texts`` text-only questions, each option's words given in turn and its
+    letter the only loss (:func:`chain_questions`), and ``clips`` clips with their description, open questions and
+    chain answers (a loss on words and letter).
+    Every scene here has its count answer drawn uniformly from 1-5, as in the eval split (the teacher's and the
+    binding stage's short scenes make 1 the answer of most count questions). Fresh AdamW."""
+
+    out: str = "runs/zoo/chain"
+    steps: int = 1000
+    lr: float = 5e-4
+    weight_decay: float = 0.05
+    warmup_steps: int = 20
+    min_lr_ratio: float = 0.3
+    texts: int = 64  # text-only questions per step, each with its four options' continuations (256 letters)
+    clips: int = 2
+    copies: int = 2
+    frames: int = 16
+    seed: int = 0
+    first_clip: int = 2_000_000  # stream index of the stage's first clip (past every earlier stage's)
+    checkpoint_every: int = 50
+    eval_every: int = 100
+    eval_clips: int = 20
+
+
+def evaluate_generate(bb, frames: int, clips: int, seed: int = 1, max_new_tokens: int = 24) -> dict[str, float]:
+    """Multiple-choice accuracy per family on ``clips`` held-out balanced stream clips, answered by greedy
+    generation through the pipeline (``baseline``, prompt-prefix cache) and scored by lmms-eval's letter
+    extraction, as the synth suite scores: the real answering path without the mp4 round trip."""
+    from lmms_eval.tasks._task_utils.mcq_extract import extract_mcq_answer
+
+    from liteframe_bench.pipeline import PrefixCache, build_method
+    from liteframe_bench.video import VideoClip
+
+    method = build_method("baseline", bb)
+    per: dict[str, list[bool]] = {f: [] for f in g.FAMILIES}
+    was = bb.model.training
+    bb.model.eval()
+    for i in range(clips):
+        clip = stream.make_clip(i, frames, bb.image_size, seed=seed, copies=1, balanced=True)
+        video = VideoClip(clip.pixel_values[None], clip.indices, len(set(clip.indices)), None, (1, 1),
+                          bb.image_size, 0.0)
+        tokens, prefix = method.encode(video), PrefixCache()
+        for family, q, opts, ans in clip.mc:
+            text = method.generate(tokens, mc_text(q, opts), max_new_tokens, prefix=prefix).text
+            per[family].append(extract_mcq_answer(text, list(g.LETTERS)) == ans)
+    bb.model.train(was)
+    acc = {f: sum(v) / len(v) for f, v in per.items() if v}
+    acc["overall"] = sum(sum(v) for v in per.values()) / max(1, sum(len(v) for v in per.values()))
+    return acc
+
+
+def train_chain(cfg: ChainConfig, bb, progress: bool = True, log=print, stop_after: int | None = None) -> dict:
+    """Train ``bb`` in place (see :class:`ChainConfig`); checkpoints under ``cfg.out`` with exact resume."""
+    from tqdm.auto import tqdm
+
+    model = bb.model
+    run = _Run(cfg, model, "chain", log)
+    opt, start, history, evals, save, t0 = run.opt, run.start, run.history, run.evals, run.save, run.t0
+    model.train()
+    stop = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
+    bar = tqdm(total=cfg.steps, initial=start, disable=not progress, desc="chain", unit="step", dynamic_ncols=True)
+    for step in range(start, stop):
+        tu.set_lr(opt, tu.lr_at(step, cfg.lr, cfg.warmup_steps, cfg.steps, cfg.min_lr_ratio))
+        opt.zero_grad(set_to_none=True)
+        rec = {}
+        if cfg.texts:
+            questions = chain_questions(bb.tokenizer, cfg.texts, (cfg.seed, 13, step), cfg.frames)
+            loss, acc = chain_questions_loss(bb, questions)
+            loss.backward()
+            rec |= {"chain_text": float(loss.detach()), "chain_text_acc": acc}
+        hits = []
+        for c in range(cfg.clips):
+            index = cfg.first_clip + step * cfg.clips + c
+            clip = stream.make_clip(index, cfg.frames, bb.image_size, seed=cfg.seed, copies=cfg.copies, balanced=True)
+            losses, h = clip_forward(bb, clip, Texts(bb.tokenizer, clip, ("describe", "open", "chain")))
+            hits += h
+            total = 0.0
+            for kind, value in losses.items():
+                if value:
+                    value = torch.stack(value).mean()
+                    total = total + value
+                    rec[kind] = rec.get(kind, 0.0) + float(value.detach()) / cfg.clips
+            (total / cfg.clips).backward()
+        if hits:
+            rec["chain_letter_acc"] = sum(h for _, h in hits) / len(hits)
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
+        opt.step()
+        history.append({"step": step + 1, **{k: round(v, 4) for k, v in rec.items()}})
+        bar.update(1)
+        bar.set_postfix({k: f"{v:.3f}" for k, v in rec.items()})
+        done = step + 1
+        if not progress and done % 10 == 0:
+            recent = history[-10:]
+            keys = [k for k in recent[-1] if k != "step"]
+            log(json.dumps({"step": done, "s": round(time.perf_counter() - t0, 1),
+                            **{k: round(sum(h.get(k, 0.0) for h in recent) / len(recent), 3) for k in keys}}))
+        if cfg.eval_every and done % cfg.eval_every == 0:
+            acc = evaluate_generate(bb, cfg.frames, cfg.eval_clips)
             evals.append({"step": done, "seconds": round(time.perf_counter() - t0, 1), **acc})
             log(json.dumps(evals[-1]))
         if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done != stop:

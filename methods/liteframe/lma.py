@@ -83,6 +83,11 @@ class LMAConfig:
         metadata={"help": "synth[:size] (its train split), a .jsonl of {video, prompt, answer}, or synth-stream "
                   "(scenes rendered on the fly from the zoo's training seeds)"},
     )
+    answers: str = field(
+        default="letter",
+        metadata={"help": "synth-stream answers: letter, or words (the answer's words, then its letter, as the zoo's "
+                  "mini answers; count answers balanced 1-5)"},
+    )
     out: str = field(default="runs/lma", metadata={"help": "output folder"})
     backbone: str = field(default="tiny", metadata={"help": "InternVL3 model: tiny, random:<preset>, folder"})
     backbone_seed: int = field(default=0, metadata={"help": "seed of a random (tiny / random:) backbone"})
@@ -132,6 +137,7 @@ class LMAConfig:
             "synth, synth:<size> or a .jsonl file",
         )
         self.data = str(self.data)
+        tu.require(self.answers in ANSWERS, "answers", self.answers, " or ".join(ANSWERS))
         tu.require(isinstance(self.out, (str, os.PathLike)) and str(self.out) != "", "out", self.out, "a folder")
         self.out = str(self.out)
         tu.require(
@@ -223,18 +229,27 @@ def load_items(cfg: LMAConfig) -> list[dict[str, str]]:
 STREAM = "synth-stream"
 
 
+#: ``answers`` values: the option's letter, or the answer's words then the letter (the zoo's chain format)
+ANSWERS = ("letter", "words")
+
+
 class _StreamItems(torch.utils.data.Dataset):
     """Item ``i``: clip ``i`` of the synth training stream (seed ``seed``) with one multiple-choice question, the
-    families in turn (``i % 5``), in the suite's prompt."""
+    families in turn (``i % 5``), in the suite's prompt; answered by its letter, or (``answers="words"``, on the
+    balanced stream) by :func:`liteframe_bench.zoo.teacher.chain_answer`."""
 
-    def __init__(self, frames: int, image_size: int, seed: int):
-        self.frames, self.image_size, self.seed = frames, image_size, seed
+    def __init__(self, frames: int, image_size: int, seed: int, answers: str = "letter"):
+        self.frames, self.image_size, self.seed, self.answers = frames, image_size, seed, answers
 
     def __getitem__(self, i: int) -> dict[str, Any]:
-        from liteframe_bench.zoo.stream import make_clip
+        from liteframe_bench.zoo.stream import make_clip, option_text
+        from liteframe_bench.zoo.teacher import chain_answer
 
-        clip = make_clip(i, self.frames, self.image_size, seed=self.seed, copies=1)
+        words = self.answers == "words"
+        clip = make_clip(i, self.frames, self.image_size, seed=self.seed, copies=1, balanced=words)
         family, question, options, answer = clip.mc[i % len(clip.mc)]
+        if words:
+            answer = chain_answer(option_text(options, answer), answer)
         return {"video": f"{STREAM}:{self.seed}:{i}", "prompt": mc_prompt(question, options), "answer": answer,
                 "family": family, "pixel_values": clip.pixel_values}
 
@@ -496,7 +511,7 @@ def train_lma(cfg: LMAConfig, progress: bool = True, *, backbone=None, stop_afte
     per_step = cfg.batch_size * cfg.grad_accum
     if items is None:  # item k of the stream is the k-th item the run sees: a resume continues it exactly
         order = list(range(start * per_step, stop * per_step))
-        data = _StreamItems(cfg.frames, int(student.cfg.image_size), cfg.seed)
+        data = _StreamItems(cfg.frames, int(student.cfg.image_size), cfg.seed, cfg.answers)
     else:
         order = tu.sample_order(len(items), cfg.seed, start * per_step, max(0, stop - start) * per_step)
         data = _Videos(items, cfg.frames, int(student.cfg.image_size), cfg.cache_clips)

@@ -367,8 +367,11 @@ def event_budget(spec: SizeSpec, T: int) -> int:
     return (T - 2 * spec.margin + spec.event_gap) // (spec.event_frames[1] + spec.event_gap)
 
 
-def make_scene(rng: np.random.Generator, spec: SizeSpec, video_id: str, seconds: int) -> tuple[Scene, dict]:
-    """A random scene and the plan it was built around (which kinds the many-frame questions ask about)."""
+def make_scene(rng: np.random.Generator, spec: SizeSpec, video_id: str, seconds: int,
+               k: int | None = None) -> tuple[Scene, dict]:
+    """A random scene and the plan it was built around (which kinds the many-frame questions ask about).
+
+    ``k``: how many times the counted kind flashes (default: drawn from 1 to ``min(5, event budget - 3)``)."""
     W, H, S, T = spec.width, spec.height, min(spec.width, spec.height), spec.fps * seconds
     background = str(rng.choice(list(BACKGROUND_COLOURS)))
 
@@ -390,7 +393,10 @@ def make_scene(rng: np.random.Generator, spec: SizeSpec, video_id: str, seconds:
 
     # events: one counted kind k times, three ordered kinds once each, fillers of other kinds
     budget = event_budget(spec, T)
-    k = int(rng.integers(1, min(5, budget - 3) + 1))
+    if k is None:
+        k = int(rng.integers(1, min(5, budget - 3) + 1))
+    elif not 1 <= k <= budget - 3:
+        raise ValueError(f"k={k}: {budget} events fit in {T} frames; allowed: 1 to {budget - 3}")
     n_fill = int(rng.integers(0, max(0, min(budget - 3 - k, 2 + seconds // 10)) + 1))
     pool = [kd for kd in ALL_KINDS if kd not in persistent]
     chosen = _pick(rng, pool, 4)
