@@ -136,7 +136,7 @@ def test_chain_answers_tokenise_as_words_then_letter():
         for _, _, options, letter in stream.make_clip(i, 16, 112, copies=1, balanced=True).mc:
             words = stream.option_text(options, letter)
             assert enc(chain_answer(words, letter)) == enc(words + ".") + enc(" " + letter), (words, letter)
-    for family, prompt, continuations in chain_questions(tok, 6, (0, 13, 0), 16):
+    for family, _, continuations in chain_questions(tok, 6, (0, 13, 0), 16):
         assert family in g.FAMILIES and len(continuations) == 4
         for letter, (words, answer) in zip(g.LETTERS, continuations, strict=True):
             assert tok.decode(words).endswith(".") and tok.decode(answer).strip().startswith(letter)

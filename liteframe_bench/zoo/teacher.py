@@ -254,7 +254,8 @@ def clip_forward(bb, clip: stream.Clip, texts: Texts, visual=None, words: WordId
             elif kind == "chain":  # the letter right, given the true words before it
                 n = letter_tokens(tok, a)
                 span = slice(len(p) + len(a) - 2 - n, len(p) + len(a) - 2)
-                hits.append((family, bool((logits[b, span].argmax(-1) == ids[b, span.start + 1 : span.stop + 1]).all())))
+                right = logits[b, span].argmax(-1) == ids[b, span.start + 1 : span.stop + 1]
+                hits.append((family, bool(right.all())))
     return out, hits
 
 
