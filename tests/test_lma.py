@@ -188,7 +188,7 @@ def test_synth_train_split_as_data(tmp_path):
         ("student", ""),
         ("train_projector", "no"),
         ("batch_size", 0),
-        ("answers", "words-first"),
+        ("answers", "words"),
     ],
 )
 def test_config_errors_name_the_field(field, value, data, tmp_path):
@@ -210,16 +210,21 @@ def test_run_errors(data, tmp_path):
         load_items(cfg(data, tmp_path / "o", data=str(bad)))
 
 
-def test_stream_answers_in_words_then_letter():
-    """``answers="words"``: the zoo's chain format on the balanced stream; the scorer reads the final letter."""
+def test_stream_questions_open_ended():
+    """``answers="open"``: the question as synth_open asks it (no options), answered in the option's words, which
+    synth_open's judge accepts; the letter form keeps the suite's multiple-choice prompt."""
     import re
 
-    from lmms_eval.tasks._task_utils.mcq_extract import extract_mcq_answer
-
     from liteframe_bench.methods.liteframe.lma import _StreamItems
+    from liteframe_bench.suites.synth.generator import OPEN_PROMPT, open_answer_correct
+    from liteframe_bench.zoo.stream import make_clip
 
     for i in range(5):
-        letter, words = _StreamItems(16, 112, 0)[i], _StreamItems(16, 112, 0, "words")[i]
-        assert re.fullmatch(r"[ABCD]", letter["answer"])
-        assert re.fullmatch(r".+\. [ABCD]", words["answer"]) and words["prompt"] != "" and words["family"]
-        assert extract_mcq_answer(words["answer"], ["A", "B", "C", "D"]) == words["answer"][-1]
+        letter, words = _StreamItems(16, 112, 0)[i], _StreamItems(16, 112, 0, "open")[i]
+        assert re.fullmatch(r"[ABCD]", letter["answer"]) and "A. " in letter["prompt"]
+        assert words["prompt"].endswith("\n" + OPEN_PROMPT) and "A. " not in words["prompt"]
+        clip = make_clip(i, 16, 112, seed=0, copies=1, balanced=True)
+        ((_, question, options, answer),) = [q for q in clip.mc if q[0] == words["family"]]
+        item = {"family": words["family"], "scene": clip.scene.to_json(), "question": question, "options": options,
+                "answer": answer}
+        assert open_answer_correct(item, words["answer"])
