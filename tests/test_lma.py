@@ -188,7 +188,7 @@ def test_synth_train_split_as_data(tmp_path):
         ("student", ""),
         ("train_projector", "no"),
         ("batch_size", 0),
-        ("answers", "words"),
+        ("answers", "chain"),
     ],
 )
 def test_config_errors_name_the_field(field, value, data, tmp_path):
@@ -210,7 +210,7 @@ def test_run_errors(data, tmp_path):
         load_items(cfg(data, tmp_path / "o", data=str(bad)))
 
 
-def test_stream_questions_open_ended():
+def test_stream_questions_open_ended_or_in_words_then_letter():
     """``answers="open"``: the question as synth_open asks it (no options), answered in the option's words, which
     synth_open's judge accepts; the letter form keeps the suite's multiple-choice prompt."""
     import re
@@ -222,6 +222,9 @@ def test_stream_questions_open_ended():
     for i in range(5):
         letter, words = _StreamItems(16, 112, 0)[i], _StreamItems(16, 112, 0, "open")[i]
         assert re.fullmatch(r"[ABCD]", letter["answer"]) and "A. " in letter["prompt"]
+        chain = _StreamItems(16, 112, 0, "words")[i]
+        assert chain["prompt"].startswith(letter["prompt"][:40]) and "A. " in chain["prompt"]
+        assert chain["answer"] == f"{words['answer']}. {chain['answer'][-1]}" and chain["answer"][-1] in "ABCD"
         assert words["prompt"].endswith("\n" + OPEN_PROMPT) and "A. " not in words["prompt"]
         clip = make_clip(i, 16, 112, seed=0, copies=1, balanced=True)
         ((_, question, options, answer),) = [q for q in clip.mc if q[0] == words["family"]]

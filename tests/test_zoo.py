@@ -162,23 +162,23 @@ def test_zoo_ls_json():
     assert all("eval" in c["card"] for c in data["checkpoints"])
 
 
-def test_shipped_teacher_picks_the_option_that_states_its_answer(mini):
-    """The binding stage's skill on its own, on the eval split's questions (fixed: the first 40 scenes' 200, text
-    only, deterministic, seconds): with the answer's text written into the question, the letter of the option
-    that says it, far above chance (25%). Measured at shipping: see the card's bind stage."""
+def test_shipped_teacher_finds_the_letter_of_the_words_it_wrote(mini):
+    """The answering stage's binding on its own, on the eval split's questions (fixed: the first 40 scenes' 200,
+    text only, deterministic, seconds): with an option's words written as the start of the answer, the letter that
+    follows is that option's, far above chance (25%), for each of the four options. Measured at shipping: 52.1%."""
     import torch
 
-    from liteframe_bench.zoo.teacher import mc_text, suffix_text, text_rows_loss
+    from liteframe_bench.zoo.teacher import chain_questions_loss, mc_text, suffix_text
 
     tok = mini.tokenizer
     enc = lambda s: tok(s, add_special_tokens=False).input_ids
-    rows = []
+    end = enc("<|im_end|>")
+    questions = []
     for _scene, items in g.generate("default", "eval")[:40]:
         for it in items:
-            said = it["options"][g.LETTERS.index(it["answer"])][3:]
-            q = f"{it['question']} (The answer is: {said}.)"
-            rows.append(("hint", it["family"], enc("<|im_start|>user\n" + suffix_text(mc_text(q, it["options"]))),
-                         enc(it["answer"]) + enc("<|im_end|>")))
+            conts = [(enc(o[3:] + "."), enc(" " + o[0]) + end) for o in it["options"]]
+            questions.append((it["family"], enc("<|im_start|>user\n" + suffix_text(mc_text(it["question"],
+                                                                                          it["options"]))), conts))
     with torch.no_grad():
-        _, acc = text_rows_loss(mini, rows, chunk=50)
-    assert len(rows) == 200 and acc >= 0.40, acc  # 47% at shipping
+        _, acc = chain_questions_loss(mini, questions, chunk=50)
+    assert len(questions) == 200 and acc >= 0.40, acc

@@ -5,11 +5,13 @@ Stages, each resumable (checkpoints under ``<out>/runs/<stage>``; a finished sta
 1. ``mini`` — tokenizer (byte-level BPE on synth text), then the teacher from scratch
    (:func:`liteframe_bench.zoo.teacher.train_teacher`: grounding, then multiple choice faded in), then the
    binding stage (:func:`liteframe_bench.zoo.teacher.train_bind`: picking the option that states the answer, on
-   text, then on clips).
+   text, then on clips), then the answering stage (:func:`liteframe_bench.zoo.teacher.train_chain`: multiple
+   choice answered in words, then the letter).
 2. ``mini-ctd`` — the LiteFrame student scaled to the teacher, trained by the CTD trainer
    (:func:`liteframe_bench.methods.liteframe.ctd.train_ctd`) on the stream, targets = WAP 16x of the teacher.
 3. ``mini-lma`` — LMA (:func:`liteframe_bench.methods.liteframe.lma.train_lma`): LoRA on the teacher's LLM,
-   the student and the projector, multiple-choice answers on the stream.
+   the student and the projector, multiple-choice answers on the stream in the teacher's format (words, then
+   the letter).
 4. Cards: each checkpoint is evaluated through the real path (mp4 files, PyAV, lmms-eval's ``simple_evaluate``
    on the synth suite's eval split) and its ``card.json`` written beside its weights.
 
@@ -31,10 +33,10 @@ from pathlib import Path
 import torch
 
 from liteframe_bench import zoo
-from liteframe_bench.zoo.teacher import BindConfig, TeacherConfig
+from liteframe_bench.zoo.teacher import BindConfig, ChainConfig, TeacherConfig
 
 #: Wall-clock minutes of the full recipe on the 2-core development machine (measured; see the cards).
-NOMINAL_MIN = 115.0
+NOMINAL_MIN = 170.0
 
 STUDENT = {
     "image_size": 224,
@@ -54,6 +56,7 @@ class Recipe:
     teacher: TeacherConfig = field(default_factory=TeacherConfig)
     teacher_stop: int | None = 900  # end the teacher here, before its schedule's end (the shipped recipe's budget)
     bind: BindConfig = field(default_factory=BindConfig)  # then the binding stage (text, then video)
+    chain: ChainConfig = field(default_factory=ChainConfig)  # then answering in words, then the letter
     ctd_steps: int = 400
     ctd_batch: int = 4
     ctd_lr: float = 2e-3
@@ -81,7 +84,9 @@ class Recipe:
                                                                         "checkpoint_every")})
         steps = max(2, bind.steps)  # a quick run still reaches the stage's clip steps
         bind = replace(bind, steps=steps, video_from=min(bind.video_from, steps - 1))
-        return replace(self, teacher=teacher, teacher_stop=stop, bind=bind, ctd_steps=n(self.ctd_steps),
+        c = self.chain
+        chain = replace(c, eval_every=0, **{k: n(getattr(c, k)) for k in ("steps", "warmup_steps", "checkpoint_every")})
+        return replace(self, teacher=teacher, teacher_stop=stop, bind=bind, chain=chain, ctd_steps=n(self.ctd_steps),
                        lma_steps=n(self.lma_steps))
 
 
@@ -146,7 +151,7 @@ def train_mini(out: Path, recipe: Recipe, command: str, progress: bool, log) -> 
     from liteframe_bench.backends.internvl import InternVL3
     from liteframe_bench.presets import parameter_counts
     from liteframe_bench.zoo import model as zm
-    from liteframe_bench.zoo.teacher import train_bind, train_teacher
+    from liteframe_bench.zoo.teacher import train_bind, train_chain, train_teacher
 
     final = out / "mini"
     if (final / zoo.CARD).is_file():
@@ -166,19 +171,24 @@ def train_mini(out: Path, recipe: Recipe, command: str, progress: bool, log) -> 
     record = train_teacher(cfg, bb, progress=progress, log=log, stop_after=recipe.teacher_stop)
     bind_cfg = replace(recipe.bind, out=str(out / "runs" / "bind"), seed=recipe.seed, frames=recipe.frames)
     bound = train_bind(bind_cfg, bb, progress=progress, log=log)
+    chain_cfg = replace(recipe.chain, out=str(out / "runs" / "chain"), seed=recipe.seed, frames=recipe.frames)
+    chained = train_chain(chain_cfg, bb, progress=progress, log=log)
     final.mkdir(parents=True, exist_ok=True)
     _save_half(zm.state_to_save(net), final / "model.safetensors")
     (final / "config.json").write_text(net.config.to_json_string())
     zm.save_tokenizer(tok, final)
     card = _base_card("mini", "mini InternVL3 (teacher), trained from scratch", recipe, command,
-                      record["train_seconds"] + bound["train_seconds"])
+                      record["train_seconds"] + bound["train_seconds"] + chained["train_seconds"])
     card |= {"config": json.loads(net.config.to_json_string()), "parameters": parameter_counts(net),
              "steps": record["steps"], "schedule_steps": cfg.steps, "bind_steps": bound["steps"],
+             "chain_steps": chained["steps"],
              "training": {"evals_on_stream": record["evals"],
                           "last": record["history"][-1] if record["history"] else None,
                           "teacher_s": round(record["train_seconds"], 1),
                           "bind_s": round(bound["train_seconds"], 1), "bind_evals_on_stream": bound["evals"],
-                          "bind_last": bound["history"][-1] if bound["history"] else None}}
+                          "bind_last": bound["history"][-1] if bound["history"] else None,
+                          "chain_s": round(chained["train_seconds"], 1), "chain_evals_on_stream": chained["evals"],
+                          "chain_last": chained["history"][-1] if chained["history"] else None}}
     _write_card(final, card)
     log(f"mini: saved to {final}")
 
@@ -227,7 +237,7 @@ def train_mini_lma(out: Path, recipe: Recipe, command: str, progress: bool, log)
         student=str(out / "mini-ctd"), data=lma.STREAM, out=str(out / "runs" / "lma"), backbone="mini",
         frames=recipe.frames, train_projector=True, lr=recipe.lma_lr, steps=recipe.lma_steps,
         batch_size=recipe.lma_batch, warmup_steps=max(1, recipe.lma_steps // 10), seed=recipe.seed, device="cpu",
-        checkpoint_every=max(1, recipe.lma_steps // 4), lora_rank=8, lora_alpha=16.0,
+        checkpoint_every=max(1, recipe.lma_steps // 4), lora_rank=8, lora_alpha=16.0, answers="words",
     )
     res = lma.train_lma(cfg, progress=progress, backbone=bb)
     src = Path(cfg.out)

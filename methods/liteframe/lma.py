@@ -85,8 +85,9 @@ class LMAConfig:
     )
     answers: str = field(
         default="letter",
-        metadata={"help": "synth-stream questions: letter (multiple choice, answered by the letter), or open (asked "
-                  "as synth_open asks them, answered in words; count answers balanced 1-5)"},
+        metadata={"help": "synth-stream questions: letter (multiple choice, answered by the letter), words (multiple "
+                  "choice answered in words, then the letter, as the zoo's mini answers), or open (asked as synth_open "
+                  "asks them, answered in words); words and open use the balanced stream (count answers 1-5)"},
     )
     out: str = field(default="runs/lma", metadata={"help": "output folder"})
     backbone: str = field(default="tiny", metadata={"help": "InternVL3 model: tiny, random:<preset>, folder"})
@@ -229,15 +230,16 @@ def load_items(cfg: LMAConfig) -> list[dict[str, str]]:
 STREAM = "synth-stream"
 
 
-#: ``answers`` values: multiple choice answered by the letter, or the question asked open-ended (synth_open)
-ANSWERS = ("letter", "open")
+#: ``answers`` values: multiple choice answered by the letter, or in words then the letter
+#: (:func:`liteframe_bench.zoo.teacher.chain_answer`), or the question asked open-ended (synth_open)
+ANSWERS = ("letter", "words", "open")
 
 
 class _StreamItems(torch.utils.data.Dataset):
     """Item ``i``: clip ``i`` of the synth training stream (seed ``seed``) with one question, the families in turn
-    (``i % 5``): multiple choice in the suite's prompt, answered by its letter, or (``answers="open"``, on the
-    balanced stream: count answers 1-5 as in the eval split) asked as ``synth_open`` asks it, answered by the
-    option's text."""
+    (``i % 5``): multiple choice in the suite's prompt, answered by its letter or (``answers="words"``) by its
+    words and then its letter, or (``answers="open"``) asked as ``synth_open`` asks it, answered by the option's
+    text. ``words`` and ``open`` draw from the balanced stream (count answers 1-5, as in the eval split)."""
 
     def __init__(self, frames: int, image_size: int, seed: int, answers: str = "letter"):
         self.frames, self.image_size, self.seed, self.answers = frames, image_size, seed, answers
@@ -245,12 +247,15 @@ class _StreamItems(torch.utils.data.Dataset):
     def __getitem__(self, i: int) -> dict[str, Any]:
         from liteframe_bench.suites.synth.generator import OPEN_PROMPT
         from liteframe_bench.zoo.stream import make_clip, option_text
+        from liteframe_bench.zoo.teacher import chain_answer
 
         is_open = self.answers == "open"
-        clip = make_clip(i, self.frames, self.image_size, seed=self.seed, copies=1, balanced=is_open)
+        clip = make_clip(i, self.frames, self.image_size, seed=self.seed, copies=1, balanced=self.answers != "letter")
         family, question, options, answer = clip.mc[i % len(clip.mc)]
         prompt = f"{question}\n{OPEN_PROMPT}" if is_open else mc_prompt(question, options)
-        answer = option_text(options, answer) if is_open else answer
+        if self.answers != "letter":
+            words = option_text(options, answer)
+            answer = words if is_open else chain_answer(words, answer)
         return {"video": f"{STREAM}:{self.seed}:{i}", "prompt": prompt, "answer": answer, "family": family,
                 "pixel_values": clip.pixel_values}
 
