@@ -464,7 +464,7 @@ class _Run:
     def __init__(self, cfg, model, stage: str, log):
         from safetensors.torch import load_file
 
-        self.cfg, self.model, self.stage = cfg, model, stage
+        self.cfg, self.model, self.stage, self.log = cfg, model, stage, log
         self.out = Path(cfg.out)
         self.out.mkdir(parents=True, exist_ok=True)
         self.opt = torch.optim.AdamW(tu.param_groups(model.named_parameters(), cfg.weight_decay), lr=cfg.lr)
@@ -481,6 +481,20 @@ class _Run:
     def seconds(self) -> float:
         return self.before + time.perf_counter() - self.t0
 
+    def record(self, step: int, rec: dict, bar, progress: bool) -> int:
+        """Append step ``step``'s numbers to the history, show them (bar, or a log line of 10-step means without
+        one); returns the number of steps done."""
+        self.history.append({"step": step + 1, **{k: round(v, 4) for k, v in rec.items()}})
+        bar.update(1)
+        bar.set_postfix({k: f"{v:.3f}" for k, v in rec.items()})
+        done = step + 1
+        if not progress and done % 10 == 0:
+            recent = self.history[-10:]
+            keys = [k for k in recent[-1] if k != "step"]
+            self.log(json.dumps({"step": done, "s": round(time.perf_counter() - self.t0, 1),
+                                 **{k: round(sum(h.get(k, 0.0) for h in recent) / len(recent), 3) for k in keys}}))
+        return done
+
     def save(self, step: int) -> None:
         from safetensors.torch import save_file
 
@@ -488,6 +502,18 @@ class _Run:
                  "train_seconds": self.seconds()}
         weights = lambda d: save_file(zm.state_to_save(self.model), str(d / "model.safetensors"))
         tu.write_checkpoint(self.out, step, weights, self.opt, state, keep=2)
+
+
+def _backward_clip(losses: dict, rec: dict, clips: int) -> None:
+    """Backpropagate one clip's share of the step: the sum over kinds of each kind's mean row loss, / ``clips``;
+    the kinds' values are added to ``rec`` (as means over the step's clips)."""
+    total = 0.0
+    for kind, value in losses.items():
+        if value:
+            value = torch.stack(value).mean()
+            total = total + value
+            rec[kind] = rec.get(kind, 0.0) + float(value.detach()) / clips
+    (total / clips).backward()
 
 
 def train_teacher(cfg: TeacherConfig, bb, progress: bool = True, log=print, stop_after: int | None = None) -> dict:
@@ -626,25 +652,11 @@ def train_bind(cfg: BindConfig, bb, progress: bool = True, log=print, stop_after
                 texts = Texts(bb.tokenizer, clip, ("describe", "open", "mc", "hint"))
                 losses, h = clip_forward(bb, clip, texts)
                 hits += h
-                total = 0.0
-                for kind, value in losses.items():
-                    if value:
-                        value = torch.stack(value).mean()
-                        total = total + value
-                        rec[kind] = rec.get(kind, 0.0) + float(value.detach()) / cfg.clips
-                (total / cfg.clips).backward()
+                _backward_clip(losses, rec, cfg.clips)
             rec["mc_acc"] = sum(h for _, h in hits) / len(hits)
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        history.append({"step": step + 1, **{k: round(v, 4) for k, v in rec.items()}})
-        bar.update(1)
-        bar.set_postfix({k: f"{v:.3f}" for k, v in rec.items()})
-        done = step + 1
-        if not progress and done % 10 == 0:
-            recent = history[-10:]
-            keys = [k for k in recent[-1] if k != "step"]
-            log(json.dumps({"step": done, "s": round(time.perf_counter() - t0, 1),
-                            **{k: round(sum(h.get(k, 0.0) for h in recent) / len(recent), 3) for k in keys}}))
+        done = run.record(step, rec, bar, progress)
         if cfg.eval_every and done % cfg.eval_every == 0 and (video or done == cfg.video_from):
             acc = evaluate_stream(bb, TeacherConfig(frames=cfg.frames), cfg.eval_clips)
             evals.append({"step": done, "seconds": round(time.perf_counter() - t0, 1), **acc})
@@ -740,26 +752,12 @@ def train_chain(cfg: ChainConfig, bb, progress: bool = True, log=print, stop_aft
             clip = stream.make_clip(index, cfg.frames, bb.image_size, seed=cfg.seed, copies=cfg.copies, balanced=True)
             losses, h = clip_forward(bb, clip, Texts(bb.tokenizer, clip, ("describe", "open", "chain")))
             hits += h
-            total = 0.0
-            for kind, value in losses.items():
-                if value:
-                    value = torch.stack(value).mean()
-                    total = total + value
-                    rec[kind] = rec.get(kind, 0.0) + float(value.detach()) / cfg.clips
-            (total / cfg.clips).backward()
+            _backward_clip(losses, rec, cfg.clips)
         if hits:
             rec["chain_letter_acc"] = sum(h for _, h in hits) / len(hits)
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-        history.append({"step": step + 1, **{k: round(v, 4) for k, v in rec.items()}})
-        bar.update(1)
-        bar.set_postfix({k: f"{v:.3f}" for k, v in rec.items()})
-        done = step + 1
-        if not progress and done % 10 == 0:
-            recent = history[-10:]
-            keys = [k for k in recent[-1] if k != "step"]
-            log(json.dumps({"step": done, "s": round(time.perf_counter() - t0, 1),
-                            **{k: round(sum(h.get(k, 0.0) for h in recent) / len(recent), 3) for k in keys}}))
+        done = run.record(step, rec, bar, progress)
         if cfg.eval_every and done % cfg.eval_every == 0:
             acc = evaluate_generate(bb, cfg.frames, cfg.eval_clips)
             evals.append({"step": done, "seconds": round(time.perf_counter() - t0, 1), **acc})
