@@ -102,14 +102,9 @@ def test_bind_resumes_exactly_through_its_video_steps(tmp_path):
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=k)
 
 
-def test_text_rows_share_their_instruction_and_lose_nothing():
-    """The shared-prefix, length-sorted forward gives the plain batched forward's loss and gradients."""
-    tok = zm.build_tokenizer(0)
-    net = zm.build_model(tok, 0)
-    bb = InternVL3(net, tok, source="mini (test)", system_prompt=None)
-    rows = hint_rows(tok, 7, (0, 12, 3), 12)
-    assert len({tuple(r[2][:20]) for r in rows}) == 1  # the suite's instruction: a common prefix to share
-    loss, acc = text_rows_loss(bb, rows, chunk=3)
+def assert_plain_forward(net, tok, rows, loss):
+    """``loss`` (not yet backpropagated) and its gradients equal a plain batched forward's over ``rows``' answer
+    tokens: each row whole, right-padded, no cache."""
     loss.backward()
     grads = {k: p.grad.clone() for k, p in net.named_parameters() if p.grad is not None}
     net.zero_grad()
@@ -124,6 +119,17 @@ def test_text_rows_share_their_instruction_and_lose_nothing():
     for k, p in net.named_parameters():
         if p.grad is not None:
             torch.testing.assert_close(grads[k], p.grad, rtol=1e-3, atol=1e-6, msg=k)
+
+
+def test_text_rows_share_their_instruction_and_lose_nothing():
+    """The shared-prefix, length-sorted forward gives the plain batched forward's loss and gradients."""
+    tok = zm.build_tokenizer(0)
+    net = zm.build_model(tok, 0)
+    bb = InternVL3(net, tok, source="mini (test)", system_prompt=None)
+    rows = hint_rows(tok, 7, (0, 12, 3), 12)
+    assert len({tuple(r[2][:20]) for r in rows}) == 1  # the suite's instruction: a common prefix to share
+    loss, acc = text_rows_loss(bb, rows, chunk=3)
+    assert_plain_forward(net, tok, rows, loss)
     assert 0.0 <= acc <= 1.0
 
 
@@ -150,21 +156,8 @@ def test_chain_questions_share_their_prompts_and_lose_nothing():
     bb = InternVL3(net, tok, source="mini (test)", system_prompt=None)
     questions = chain_questions(tok, 7, (0, 14, 0), 16)
     loss, acc = chain_questions_loss(bb, questions, chunk=3)
-    loss.backward()
-    grads = {k: p.grad.clone() for k, p in net.named_parameters() if p.grad is not None}
-    net.zero_grad()
     rows = [("chain", f, p + w, a) for f, p, conts in questions for w, a in conts]
-    ids, labels = Texts.pad(rows, tok.pad_token_id)
-    lm = net.model.language_model
-    hidden = lm(inputs_embeds=lm.get_input_embeddings()(ids), use_cache=False).last_hidden_state
-    target = labels[:, 1:]
-    keep = target != -100
-    plain = F.cross_entropy(net.lm_head(hidden[:, :-1][keep]).float(), target[keep])
-    plain.backward()
-    torch.testing.assert_close(loss, plain, rtol=1e-5, atol=1e-6)
-    for k, p in net.named_parameters():
-        if p.grad is not None:
-            torch.testing.assert_close(grads[k], p.grad, rtol=1e-3, atol=1e-6, msg=k)
+    assert_plain_forward(net, tok, rows, loss)
     assert 0.0 <= acc <= 1.0
 
 

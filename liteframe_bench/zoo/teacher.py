@@ -265,6 +265,13 @@ def letter_tokens(tok, answer_ids: list[int]) -> int:
     return len(tok(" " + letter, add_special_tokens=False).input_ids)
 
 
+def _accuracy(per: dict[str, list[bool]]) -> dict[str, float]:
+    """Accuracy per family (families with questions) and ``overall`` from per-family hit lists."""
+    acc = {f: sum(v) / len(v) for f, v in per.items() if v}
+    acc["overall"] = sum(sum(v) for v in per.values()) / max(1, sum(len(v) for v in per.values()))
+    return acc
+
+
 def letter_ids_ok(tok) -> bool:
     return all(len(tok(L, add_special_tokens=False).input_ids) == 1 for L in g.LETTERS)
 
@@ -281,9 +288,7 @@ def evaluate_stream(bb, cfg: TeacherConfig, clips: int, seed: int = 1, visual_fn
             for family, hit in hits:
                 per[family].append(hit)
     bb.model.train(was)
-    acc = {f: sum(v) / len(v) for f, v in per.items() if v}
-    acc["overall"] = sum(sum(v) for v in per.values()) / max(1, sum(len(v) for v in per.values()))
-    return acc
+    return _accuracy(per)
 
 
 def shorten(clip: stream.Clip, frames: int) -> stream.Clip:
@@ -481,6 +486,19 @@ class _Run:
     def seconds(self) -> float:
         return self.before + time.perf_counter() - self.t0
 
+    def add_eval(self, step: int, acc: dict) -> None:
+        self.evals.append({"step": step, "seconds": round(time.perf_counter() - self.t0, 1), **acc})
+        self.log(json.dumps(self.evals[-1]))
+
+    def finish(self, start: int, stop: int, bar) -> dict:
+        """Close the bar, checkpoint the last step (unless nothing ran and a checkpoint exists); the run's record."""
+        bar.close()
+        if stop > start or self.ckpt is None:
+            self.save(stop)
+        return {"config": asdict(self.cfg), "history": self.history, "evals": self.evals,
+                "seconds": time.perf_counter() - self.t0, "train_seconds": self.seconds(),
+                "finished": stop >= self.cfg.steps, "steps": stop}
+
     def record(self, step: int, rec: dict, bar, progress: bool) -> int:
         """Append step ``step``'s numbers to the history, show them (bar, or a log line of 10-step means without
         one); returns the number of steps done."""
@@ -527,7 +545,7 @@ def train_teacher(cfg: TeacherConfig, bb, progress: bool = True, log=print, stop
     model = bb.model
     assert letter_ids_ok(bb.tokenizer)
     run = _Run(cfg, model, "teacher", log)
-    opt, start, history, evals, save, t0 = run.opt, run.start, run.history, run.evals, run.save, run.t0
+    opt, start, history, save, t0 = run.opt, run.start, run.history, run.save, run.t0
     model.train()
     bar = tqdm(total=cfg.steps, initial=start, disable=not progress, desc="teacher", unit="step", dynamic_ncols=True)
 
@@ -582,16 +600,10 @@ def train_teacher(cfg: TeacherConfig, bb, progress: bool = True, log=print, stop
                             **{k: round(sum(h.get(k, 0.0) for h in recent) / len(recent), 3) for k in sums
                                if k in recent[0]}}))
         if cfg.eval_every and done % cfg.eval_every == 0:
-            acc = evaluate_stream(bb, cfg, cfg.eval_clips)
-            evals.append({"step": done, "seconds": round(time.perf_counter() - t0, 1), **acc})
-            log(json.dumps(evals[-1]))
+            run.add_eval(done, evaluate_stream(bb, cfg, cfg.eval_clips))
         if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done != stop:
             save(done)
-    bar.close()
-    if stop > start or run.ckpt is None:
-        save(stop)
-    return {"config": asdict(cfg), "history": history, "evals": evals, "seconds": time.perf_counter() - t0,
-            "train_seconds": run.seconds(), "finished": stop >= cfg.steps, "steps": stop}
+    return run.finish(start, stop, bar)
 
 
 @dataclass
@@ -630,7 +642,7 @@ def train_bind(cfg: BindConfig, bb, progress: bool = True, log=print, stop_after
 
     model = bb.model
     run = _Run(cfg, model, "bind", log)
-    opt, start, history, evals, save, t0 = run.opt, run.start, run.history, run.evals, run.save, run.t0
+    opt, start, save = run.opt, run.start, run.save
     model.train()
     stop = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
     bar = tqdm(total=cfg.steps, initial=start, disable=not progress, desc="bind", unit="step", dynamic_ncols=True)
@@ -658,16 +670,10 @@ def train_bind(cfg: BindConfig, bb, progress: bool = True, log=print, stop_after
         opt.step()
         done = run.record(step, rec, bar, progress)
         if cfg.eval_every and done % cfg.eval_every == 0 and (video or done == cfg.video_from):
-            acc = evaluate_stream(bb, TeacherConfig(frames=cfg.frames), cfg.eval_clips)
-            evals.append({"step": done, "seconds": round(time.perf_counter() - t0, 1), **acc})
-            log(json.dumps(evals[-1]))
+            run.add_eval(done, evaluate_stream(bb, TeacherConfig(frames=cfg.frames), cfg.eval_clips))
         if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done != stop:
             save(done)
-    bar.close()
-    if stop > start or run.ckpt is None:
-        save(stop)
-    return {"config": asdict(cfg), "history": history, "evals": evals, "seconds": time.perf_counter() - t0,
-            "train_seconds": run.seconds(), "finished": stop >= cfg.steps, "steps": stop}
+    return run.finish(start, stop, bar)
 
 
 @dataclass
@@ -722,9 +728,7 @@ def evaluate_generate(bb, frames: int, clips: int, seed: int = 1, max_new_tokens
             text = method.generate(tokens, mc_text(q, opts), max_new_tokens, prefix=prefix).text
             per[family].append(extract_mcq_answer(text, list(g.LETTERS)) == ans)
     bb.model.train(was)
-    acc = {f: sum(v) / len(v) for f, v in per.items() if v}
-    acc["overall"] = sum(sum(v) for v in per.values()) / max(1, sum(len(v) for v in per.values()))
-    return acc
+    return _accuracy(per)
 
 
 def train_chain(cfg: ChainConfig, bb, progress: bool = True, log=print, stop_after: int | None = None) -> dict:
@@ -733,7 +737,7 @@ def train_chain(cfg: ChainConfig, bb, progress: bool = True, log=print, stop_aft
 
     model = bb.model
     run = _Run(cfg, model, "chain", log)
-    opt, start, history, evals, save, t0 = run.opt, run.start, run.history, run.evals, run.save, run.t0
+    opt, start, save = run.opt, run.start, run.save
     model.train()
     stop = cfg.steps if stop_after is None else min(cfg.steps, stop_after)
     bar = tqdm(total=cfg.steps, initial=start, disable=not progress, desc="chain", unit="step", dynamic_ncols=True)
@@ -759,13 +763,7 @@ def train_chain(cfg: ChainConfig, bb, progress: bool = True, log=print, stop_aft
         opt.step()
         done = run.record(step, rec, bar, progress)
         if cfg.eval_every and done % cfg.eval_every == 0:
-            acc = evaluate_generate(bb, cfg.frames, cfg.eval_clips)
-            evals.append({"step": done, "seconds": round(time.perf_counter() - t0, 1), **acc})
-            log(json.dumps(evals[-1]))
+            run.add_eval(done, evaluate_generate(bb, cfg.frames, cfg.eval_clips))
         if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done != stop:
             save(done)
-    bar.close()
-    if stop > start or run.ckpt is None:
-        save(stop)
-    return {"config": asdict(cfg), "history": history, "evals": evals, "seconds": time.perf_counter() - t0,
-            "train_seconds": run.seconds(), "finished": stop >= cfg.steps, "steps": stop}
+    return run.finish(start, stop, bar)
