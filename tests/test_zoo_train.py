@@ -40,6 +40,7 @@ def test_zoo_train_tiny_budget_end_to_end_then_resume(tmp_path, monkeypatch):
         assert card["eval"]["families"]["overall"]["questions"] == 5
         assert (out / name / zoo.CARD).is_file()
     assert cards["mini"]["bind_steps"] >= 2 and cards["mini"]["training"]["bind_last"]["mc_acc"] >= 0
+    assert len(cards["mini"]["chain_steps"]) == 2 and (out / "runs" / "chain2").is_dir()  # the answering stage's passes
 
     # the new zoo is usable as the default model's zoo
     monkeypatch.setenv("LFBENCH_ZOO", str(out))
@@ -163,8 +164,8 @@ def test_chain_questions_share_their_prompts_and_lose_nothing():
 
 def test_chain_resumes_exactly_and_answers_through_the_pipeline(tmp_path):
     tok = zm.build_tokenizer(0)
-    cfg = ChainConfig(steps=3, texts=3, clips=1, copies=1, frames=16, warmup_steps=1, checkpoint_every=0,
-                      eval_every=0)
+    cfg = ChainConfig(steps=4, texts=3, clips=1, copies=1, frames=16, warmup_steps=1, checkpoint_every=0,
+                      eval_every=0, clip_every=2, part=1)
 
     def run(out, stops):
         torch.manual_seed(0)
@@ -175,8 +176,9 @@ def test_chain_resumes_exactly_and_answers_through_the_pipeline(tmp_path):
         return bb, rec
 
     (whole, rec), (parts, rec2) = run(tmp_path / "a", [None]), run(tmp_path / "b", [1, None])
-    assert rec2["finished"] and [h["step"] for h in rec2["history"]] == [1, 2, 3]
+    assert rec2["finished"] and [h["step"] for h in rec2["history"]] == [1, 2, 3, 4]
     assert {"chain_text", "chain", "describe", "open", "chain_letter_acc"} <= set(rec["history"][-1])
+    assert [("describe" in h) for h in rec["history"]] == [False, True, False, True]  # clips on every 2nd step
     for (k, a), (_, b) in zip(whole.model.state_dict().items(), parts.model.state_dict().items(), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=k)
     acc = evaluate_generate(whole, 16, 1, max_new_tokens=4)

@@ -508,9 +508,9 @@ class _Run:
         done = step + 1
         if not progress and done % 10 == 0:
             recent = self.history[-10:]
-            keys = [k for k in recent[-1] if k != "step"]
-            self.log(json.dumps({"step": done, "s": round(time.perf_counter() - self.t0, 1),
-                                 **{k: round(sum(h.get(k, 0.0) for h in recent) / len(recent), 3) for k in keys}}))
+            keys = dict.fromkeys(k for h in recent for k in h if k != "step")  # a key may skip steps (clip_every)
+            means = {k: round(sum(v) / len(v), 3) for k in keys if (v := [h[k] for h in recent if k in h])}
+            self.log(json.dumps({"step": done, "s": round(time.perf_counter() - self.t0, 1), **means}))
         return done
 
     def save(self, step: int) -> None:
@@ -684,8 +684,9 @@ class ChainConfig:
     given answer (text), but does not join the two inside one forward pass: its multiple-choice letters stay at
     chance. Here the answer's words come first, so the letter is read from the model's own words, the step the
     binding stage trained. Each step: ``texts`` text-only questions, each option's words given in turn and its
-    letter the only loss (:func:`chain_questions`), and ``clips`` clips with their description, open questions and
-    chain answers (a loss on words and letter).
+    letter the only loss (:func:`chain_questions`), and (on every ``clip_every``-th step) ``clips`` clips with their
+    description, open questions and chain answers (a loss on words and letter). ``part`` numbers the passes of a
+    recipe that runs the stage more than once, so each pass draws new questions and clips.
     Every scene here has its count answer drawn uniformly from 1-5, as in the eval split (the teacher's and the
     binding stage's short scenes make 1 the answer of most count questions). Fresh AdamW."""
 
@@ -704,6 +705,8 @@ class ChainConfig:
     checkpoint_every: int = 50
     eval_every: int = 100
     eval_clips: int = 20
+    clip_every: int = 1  # clips on every n-th step only (the others text only)
+    part: int = 0  # which pass of the recipe's stage this run is (each a fresh schedule and optimizer; new data)
 
 
 def evaluate_generate(bb, frames: int, clips: int, seed: int = 1, max_new_tokens: int = 24) -> dict[str, float]:
@@ -746,13 +749,14 @@ def train_chain(cfg: ChainConfig, bb, progress: bool = True, log=print, stop_aft
         opt.zero_grad(set_to_none=True)
         rec = {}
         if cfg.texts:
-            questions = chain_questions(bb.tokenizer, cfg.texts, (cfg.seed, 13, step), cfg.frames)
+            key = (cfg.seed, 13, step) if cfg.part == 0 else (cfg.seed, 13, cfg.part, step)
+            questions = chain_questions(bb.tokenizer, cfg.texts, key, cfg.frames)
             loss, acc = chain_questions_loss(bb, questions)
             loss.backward()
             rec |= {"chain_text": float(loss.detach()), "chain_text_acc": acc}
         hits = []
-        for c in range(cfg.clips):
-            index = cfg.first_clip + step * cfg.clips + c
+        for c in range(cfg.clips if step % cfg.clip_every == cfg.clip_every - 1 else 0):
+            index = cfg.first_clip + (cfg.part * cfg.steps + step) * cfg.clips + c
             clip = stream.make_clip(index, cfg.frames, bb.image_size, seed=cfg.seed, copies=cfg.copies, balanced=True)
             losses, h = clip_forward(bb, clip, Texts(bb.tokenizer, clip, ("describe", "open", "chain")))
             hits += h
