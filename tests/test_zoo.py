@@ -171,17 +171,10 @@ def test_shipped_teacher_finds_the_letter_of_the_words_it_wrote(mini):
     (52.1% after the answering stage's first pass)."""
     import torch
 
-    from liteframe_bench.zoo.teacher import chain_questions_loss, mc_text, suffix_text
+    from liteframe_bench.zoo.teacher import chain_question, chain_questions_loss
 
-    tok = mini.tokenizer
-    enc = lambda s: tok(s, add_special_tokens=False).input_ids
-    end = enc("<|im_end|>")
-    questions = []
-    for _scene, items in g.generate("default", "eval")[:40]:
-        for it in items:
-            conts = [(enc(o[3:] + "."), enc(" " + o[0]) + end) for o in it["options"]]
-            questions.append((it["family"], enc("<|im_start|>user\n" + suffix_text(mc_text(it["question"],
-                                                                                          it["options"]))), conts))
+    questions = [(it["family"], *chain_question(mini.tokenizer, it["question"], it["options"]))
+                 for _scene, items in g.generate("default", "eval")[:40] for it in items]
     with torch.no_grad():
         _, acc = chain_questions_loss(mini, questions, chunk=50)
     assert len(questions) == 200 and acc >= 0.70, acc
@@ -192,19 +185,15 @@ def test_shipped_teacher_answers_multiple_choice_above_chance(mini):
     without the codec, 16 frames), answered by greedy generation and read by lmms-eval's letter extraction, as the
     suite scores them: above chance (25%; a model at chance reaches ``MC_AT_LEAST`` less than 3 times in 100).
     Measured at shipping: 38%."""
-    from lmms_eval.tasks._task_utils.mcq_extract import extract_mcq_answer
-
-    from liteframe_bench.pipeline import PrefixCache, build_method
+    from liteframe_bench.pipeline import build_method
     from liteframe_bench.zoo.check import rendered_clip
-    from liteframe_bench.zoo.teacher import mc_text
+    from liteframe_bench.zoo.teacher import answer_mc
 
     method = build_method("baseline", mini)
     hits = []
     for scene, items in g.generate("default", "eval")[:20]:
-        tokens, prefix = method.encode(rendered_clip(scene, 16, mini.image_size)), PrefixCache()
-        for it in items:
-            said = method.generate(tokens, mc_text(it["question"], it["options"]), 24, prefix=prefix).text
-            hits.append(extract_mcq_answer(said, list(g.LETTERS)) == it["answer"])
+        questions = [(it["family"], it["question"], it["options"], it["answer"]) for it in items]
+        hits += answer_mc(method, rendered_clip(scene, 16, mini.image_size), questions)
     assert len(hits) == 100 and sum(hits) / len(hits) >= MC_AT_LEAST, sum(hits) / len(hits)
 
 

@@ -339,16 +339,22 @@ def chain_questions(tok, n: int, key: tuple, frames: int) -> list:
     one: without the video any option's words are a valid given, and the four share the question's forward."""
     import numpy as np
 
-    enc = lambda s: tok(s, add_special_tokens=False).input_ids
-    end = enc("<|im_end|>")
     out = []
     rng = np.random.default_rng([stream.TRAIN_SEED, *key])
     while len(out) < n:
         scene, plan = stream.make_train_scene(rng, int(key[-1]), frames, balanced=True)
         for family, q, opts, _ in stream.mc_questions(rng, scene, plan, copies=1):
-            conts = [(enc(stream.option_text(opts, L) + "."), enc(" " + L) + end) for L in g.LETTERS]
-            out.append((family, enc("<|im_start|>user\n" + suffix_text(mc_text(q, opts))), conts))
+            out.append((family, *chain_question(tok, q, opts)))
     return out[:n]
+
+
+def chain_question(tok, question: str, options: list[str]) -> tuple[list[int], list]:
+    """One text-only question of :func:`chain_questions`: its prompt ids and, per option (``"C. grey"``), the
+    continuation (words ids, letter + ``<|im_end|>`` ids)."""
+    enc = lambda s: tok(s, add_special_tokens=False).input_ids
+    end = enc("<|im_end|>")
+    conts = [(enc(stream.option_text(options, L) + "."), enc(" " + L) + end) for L in g.LETTERS]
+    return enc("<|im_start|>user\n" + suffix_text(mc_text(question, options))), conts
 
 
 def chain_questions_loss(bb, questions: list, chunk: int = 16) -> tuple[torch.Tensor, float]:
@@ -545,7 +551,7 @@ def train_teacher(cfg: TeacherConfig, bb, progress: bool = True, log=print, stop
     model = bb.model
     assert letter_ids_ok(bb.tokenizer)
     run = _Run(cfg, model, "teacher", log)
-    opt, start, history, save, t0 = run.opt, run.start, run.history, run.save, run.t0
+    opt, start, save = run.opt, run.start, run.save
     model.train()
     bar = tqdm(total=cfg.steps, initial=start, disable=not progress, desc="teacher", unit="step", dynamic_ncols=True)
 
@@ -590,15 +596,7 @@ def train_teacher(cfg: TeacherConfig, bb, progress: bool = True, log=print, stop
             torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
         opt.step()
         sums["mc_acc"] = sum(h for _, h in hits) / len(hits) if hits else float("nan")
-        history.append({"step": step + 1, **{k: round(v, 4) for k, v in sums.items()}})
-        bar.update(1)
-        bar.set_postfix({k: f"{v:.3f}" for k, v in sums.items()})
-        done = step + 1
-        if not progress and done % 10 == 0:
-            recent = history[-10:]
-            log(json.dumps({"step": done, "s": round(time.perf_counter() - t0, 1),
-                            **{k: round(sum(h.get(k, 0.0) for h in recent) / len(recent), 3) for k in sums
-                               if k in recent[0]}}))
+        done = run.record(step, sums, bar, progress)
         if cfg.eval_every and done % cfg.eval_every == 0:
             run.add_eval(done, evaluate_stream(bb, cfg, cfg.eval_clips))
         if cfg.checkpoint_every and done % cfg.checkpoint_every == 0 and done != stop:
@@ -713,9 +711,7 @@ def evaluate_generate(bb, frames: int, clips: int, seed: int = 1, max_new_tokens
     """Multiple-choice accuracy per family on ``clips`` held-out balanced stream clips, answered by greedy
     generation through the pipeline (``baseline``, prompt-prefix cache) and scored by lmms-eval's letter
     extraction, as the synth suite scores: the real answering path without the mp4 round trip."""
-    from lmms_eval.tasks._task_utils.mcq_extract import extract_mcq_answer
-
-    from liteframe_bench.pipeline import PrefixCache, build_method
+    from liteframe_bench.pipeline import build_method
     from liteframe_bench.video import VideoClip
 
     method = build_method("baseline", bb)
@@ -726,12 +722,23 @@ def evaluate_generate(bb, frames: int, clips: int, seed: int = 1, max_new_tokens
         clip = stream.make_clip(i, frames, bb.image_size, seed=seed, copies=1, balanced=True)
         video = VideoClip(clip.pixel_values[None], clip.indices, len(set(clip.indices)), None, (1, 1),
                           bb.image_size, 0.0)
-        tokens, prefix = method.encode(video), PrefixCache()
-        for family, q, opts, ans in clip.mc:
-            text = method.generate(tokens, mc_text(q, opts), max_new_tokens, prefix=prefix).text
-            per[family].append(extract_mcq_answer(text, list(g.LETTERS)) == ans)
+        for (family, *_), hit in zip(clip.mc, answer_mc(method, video, clip.mc, max_new_tokens), strict=True):
+            per[family].append(hit)
     bb.model.train(was)
     return _accuracy(per)
+
+
+def answer_mc(method, video, questions: list, max_new_tokens: int = 24) -> list[bool]:
+    """Whether each (family, question, options, answer letter) of ``questions`` on ``video`` is answered right:
+    the video encoded once, greedy generation with the suite's prompt (prompt-prefix cache), the letter read by
+    lmms-eval's extraction, as the synth suite scores."""
+    from lmms_eval.tasks._task_utils.mcq_extract import extract_mcq_answer
+
+    from liteframe_bench.pipeline import PrefixCache
+
+    tokens, prefix = method.encode(video), PrefixCache()
+    return [extract_mcq_answer(method.generate(tokens, mc_text(q, opts), max_new_tokens, prefix=prefix).text,
+                               list(g.LETTERS)) == ans for _, q, opts, ans in questions]
 
 
 def train_chain(cfg: ChainConfig, bb, progress: bool = True, log=print, stop_after: int | None = None) -> dict:
