@@ -211,3 +211,18 @@ def test_answer_breakdown_counts_words_and_letters():
             {"doc_id": 0, "prediction": None}]
     assert answer_breakdown(rows, items) == {it["family"]: {"questions": 5, "words_in_options": 3, "words_right": 2,
                                                             "letter_follows": 2, "correct": 2}}
+
+
+def test_letter_checks_cover_every_option_and_question(mini):
+    """The diagnostics of examples/zoo_diagnostics.py: one text-only verdict per option, one teacher-forced verdict
+    per question of an eval scene (as a training clip), background questions as their own kind."""
+    from liteframe_bench.zoo.check import eval_clip, letters_after_true_words, letters_given_words, question_kind
+
+    scene, items = next((s, its) for s, its in g.generate("default", "eval")
+                        if any("background" in it["question"] for it in its))
+    per_word = letters_given_words(mini, items)
+    assert sum(len(v) for v in per_word.values()) == 4 * len(items)
+    assert set(per_word) == {o[3:] for it in items for o in it["options"]}
+    forced = letters_after_true_words(mini, eval_clip(scene, items, 16, mini.image_size))
+    assert [k for k, _ in forced] == [question_kind(it["family"], it["question"]) for it in items]
+    assert "background" in {k for k, _ in forced} and all(isinstance(h, bool) for _, h in forced)

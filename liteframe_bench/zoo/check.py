@@ -48,3 +48,49 @@ def answer_breakdown(rows, items: list[dict]) -> dict[str, dict[str, int]]:
         c["letter_follows"] += letter in named
         c["correct"] += letter.strip() == item["answer"]
     return out
+
+
+def question_kind(family: str, question: str) -> str:
+    """``background`` for the background-colour questions (a kind of the ``global`` family), else the family."""
+    return "background" if "background" in question else family
+
+
+def letters_given_words(bb, items: list[dict]) -> dict[str, list[bool]]:
+    """Text only (no video): for each option of each item (a synth document: ``question``, ``options``), is the
+    letter right when that option's words are given as the start of the answer? Per option words."""
+    import torch
+
+    from liteframe_bench.zoo.teacher import chain_question, chain_questions_loss
+
+    out: dict[str, list[bool]] = {}
+    with torch.no_grad():
+        for it in items:
+            prompt, conts = chain_question(bb.tokenizer, it["question"], it["options"])
+            for option, cont in zip(it["options"], conts, strict=True):
+                _, acc = chain_questions_loss(bb, [(it["family"], prompt, [cont])])
+                out.setdefault(option[3:], []).append(acc == 1.0)
+    return out
+
+
+def letters_after_true_words(bb, clip) -> list[tuple[str, bool]]:
+    """With the video: for each question of a zoo stream ``Clip``, is the letter right when the right option's words
+    are given after the video (teacher-forced)? (question kind, hit) per question."""
+    from dataclasses import replace
+
+    import torch
+
+    from liteframe_bench.zoo.teacher import Texts, clip_forward
+
+    clip = replace(clip, mc=[(question_kind(f, q), q, o, a) for f, q, o, a in clip.mc])
+    with torch.no_grad():
+        return clip_forward(bb, clip, Texts(bb.tokenizer, clip, ("chain",)))[1]
+
+
+def eval_clip(scene: g.Scene, items: list[dict], frames: int, image_size: int):
+    """A synth eval scene and its documents as a zoo stream ``Clip`` (rendered without the codec), for the
+    training-side checks above."""
+    from liteframe_bench.zoo import stream
+
+    video = rendered_clip(scene, frames, image_size)
+    mc = [(it["family"], it["question"], it["options"], it["answer"]) for it in items]
+    return stream.Clip(0, video.pixel_values[0], scene, list(video.indices), mc, "")
