@@ -40,7 +40,7 @@ def test_zoo_train_tiny_budget_end_to_end_then_resume(tmp_path, monkeypatch):
         assert card["eval"]["families"]["overall"]["questions"] == 5
         assert (out / name / zoo.CARD).is_file()
     assert cards["mini"]["bind_steps"] >= 2 and cards["mini"]["training"]["bind_last"]["mc_acc"] >= 0
-    passes = 1 + Recipe().chain2_passes  # the answering stage's passes, each in its own run folder
+    passes = 2 + Recipe().chain2_passes  # the answering stage's passes (the last with option rows), each its own folder
     assert len(cards["mini"]["chain_steps"]) == passes and (out / "runs" / f"chain{passes}").is_dir()
 
     # the new zoo is usable as the default model's zoo
@@ -150,6 +150,24 @@ def test_chain_answers_tokenise_as_words_then_letter():
             assert tok.decode(words).endswith(".") and tok.decode(answer).strip().startswith(letter)
 
 
+def test_option_rows_give_each_options_words_after_the_video_and_score_its_letter():
+    """Kind ``options``: per question, four rows (one per option) whose prompt ends with that option's words and
+    whose scored answer is its letter; the right option's row is the chain row's tokens, split at the letter."""
+    tok = zm.build_tokenizer(0)
+    clip = stream.make_clip(3, 16, 112, copies=1, balanced=True)
+    texts = Texts(tok, clip, ("chain", "options"))
+    chain = [r for r in texts.rows if r[0] == "chain"]
+    options = [r for r in texts.rows if r[0] == "options"]
+    assert len(options) == 4 * len(clip.mc) == 4 * len(chain)
+    fours = [options[i : i + 4] for i in range(0, len(options), 4)]
+    for (family, _, opts, answer), row, four in zip(clip.mc, chain, fours, strict=True):
+        for letter, (_, fam, prompt, scored) in zip(g.LETTERS, four, strict=True):
+            assert fam == family and tok.decode(scored).strip().startswith(letter)
+            assert tok.decode(prompt).endswith(stream.option_text(opts, letter) + ".")
+        right = four[g.LETTERS.index(answer)]
+        assert right[2] + right[3] == row[2] + row[3]
+
+
 def test_chain_questions_share_their_prompts_and_lose_nothing():
     """Left-padded question chunks whose four continuations branch off one KV cache give the plain forward's loss
     and gradients over every prompt + continuation row."""
@@ -166,7 +184,7 @@ def test_chain_questions_share_their_prompts_and_lose_nothing():
 def test_chain_resumes_exactly_and_answers_through_the_pipeline(tmp_path):
     tok = zm.build_tokenizer(0)
     cfg = ChainConfig(steps=4, texts=3, clips=1, copies=1, frames=16, warmup_steps=1, checkpoint_every=0,
-                      eval_every=0, clip_every=2, part=1)
+                      eval_every=0, clip_every=2, part=1, video_options=True)
 
     def run(out, stops):
         torch.manual_seed(0)
@@ -178,7 +196,8 @@ def test_chain_resumes_exactly_and_answers_through_the_pipeline(tmp_path):
 
     (whole, rec), (parts, rec2) = run(tmp_path / "a", [None]), run(tmp_path / "b", [1, None])
     assert rec2["finished"] and [h["step"] for h in rec2["history"]] == [1, 2, 3, 4]
-    assert {"chain_text", "chain", "describe", "open", "chain_letter_acc"} <= set(rec["history"][-1])
+    assert {"chain_text", "chain", "describe", "open", "chain_letter_acc", "options", "options_acc"} <= set(
+        rec["history"][-1])
     assert [("describe" in h) for h in rec["history"]] == [False, True, False, True]  # clips on every 2nd step
     for (k, a), (_, b) in zip(whole.model.state_dict().items(), parts.model.state_dict().items(), strict=True):
         torch.testing.assert_close(a, b, rtol=0, atol=0, msg=k)

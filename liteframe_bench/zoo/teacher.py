@@ -114,6 +114,12 @@ class Texts:
             for family, q, opts, ans in clip.mc:
                 answer = enc(chain_answer(stream.option_text(opts, ans), ans)) + end
                 self.rows.append(("chain", family, enc(suffix_text(mc_text(q, opts))), answer))
+        if "options" in kinds:  # every option's words given after the video, only its letter scored: the letter
+            for family, q, opts, _ in clip.mc:  # follows the words even where the video shows another option
+                prompt = enc(suffix_text(mc_text(q, opts)))
+                for L in g.LETTERS:
+                    words = enc(stream.option_text(opts, L) + ".")
+                    self.rows.append(("options", family, prompt + words, enc(" " + L) + end))
         if "hint" in kinds:  # the binding alone: the answer's text is given, the model finds its option's letter
             for family, q, opts, ans in clip.mc:
                 q = f"{q} (The answer is: {stream.option_text(opts, ans)}.)"
@@ -215,7 +221,7 @@ def clip_forward(bb, clip: stream.Clip, texts: Texts, visual=None, words: WordId
 
     model, tok = bb.model, bb.tokenizer
     lm = model.model.language_model
-    out: dict = {"describe": [], "open": [], "mc": [], "hint": [], "chain": []}
+    out: dict = {"describe": [], "open": [], "mc": [], "hint": [], "chain": [], "options": []}
     hits = []
     if visual is None:
         px = clip.pixel_values.to(bb.device)
@@ -234,7 +240,8 @@ def clip_forward(bb, clip: stream.Clip, texts: Texts, visual=None, words: WordId
     kw = bb._cache_kw
     lm(inputs_embeds=bb.embed(prefix, tokens), use_cache=True, **{kw: cache})
     letters = torch.tensor([tok.convert_tokens_to_ids(L) for L in g.LETTERS], device=bb.device)
-    for kind in ("describe", "open", "mc", "hint", "chain"):
+    options = []
+    for kind in ("describe", "open", "mc", "hint", "chain", "options"):
         rows = [r for r in texts.rows if r[0] == kind]
         if not rows:
             continue
@@ -256,6 +263,12 @@ def clip_forward(bb, clip: stream.Clip, texts: Texts, visual=None, words: WordId
                 span = slice(len(p) + len(a) - 2 - n, len(p) + len(a) - 2)
                 right = logits[b, span].argmax(-1) == ids[b, span.start + 1 : span.stop + 1]
                 hits.append((family, bool(right.all())))
+            elif kind == "options":  # the letter's tokens (all but <|im_end|>) argmax-right after the option's words
+                span = slice(len(p) - 1, len(p) + len(a) - 2)
+                right = logits[b, span].argmax(-1) == ids[b, span.start + 1 : span.stop + 1]
+                options.append(bool(right.all()))
+    if options:
+        out["options_acc"] = sum(options) / len(options)
     return out, hits
 
 
@@ -533,7 +546,9 @@ def _backward_clip(losses: dict, rec: dict, clips: int) -> None:
     the kinds' values are added to ``rec`` (as means over the step's clips)."""
     total = 0.0
     for kind, value in losses.items():
-        if value:
+        if kind == "options_acc":
+            rec[kind] = rec.get(kind, 0.0) + value / clips
+        elif value:
             value = torch.stack(value).mean()
             total = total + value
             rec[kind] = rec.get(kind, 0.0) + float(value.detach()) / clips
@@ -684,7 +699,10 @@ class ChainConfig:
     binding stage trained. Each step: ``texts`` text-only questions, each option's words given in turn and its
     letter the only loss (:func:`chain_questions`), and (on every ``clip_every``-th step) ``clips`` clips with their
     description, open questions and chain answers (a loss on words and letter). ``part`` numbers the passes of a
-    recipe that runs the stage more than once, so each pass draws new questions and clips.
+    recipe that runs the stage more than once, so each pass draws new questions and clips. ``video_options`` adds,
+    after each clip, every option's words in turn with its letter the only loss (kind ``options``): the text-only
+    lookup, now with the video in context, where the letter must follow the words even when the video shows
+    another option.
     Every scene here has its count answer drawn uniformly from 1-5, as in the eval split (the teacher's and the
     binding stage's short scenes make 1 the answer of most count questions). Fresh AdamW."""
 
@@ -705,6 +723,7 @@ class ChainConfig:
     eval_clips: int = 20
     clip_every: int = 1  # clips on every n-th step only (the others text only)
     part: int = 0  # which pass of the recipe's stage this run is (each a fresh schedule and optimizer; new data)
+    video_options: bool = False  # with the clips, also every option's words then its letter (kind "options")
 
 
 def evaluate_generate(bb, frames: int, clips: int, seed: int = 1, max_new_tokens: int = 24) -> dict[str, float]:
@@ -765,7 +784,8 @@ def train_chain(cfg: ChainConfig, bb, progress: bool = True, log=print, stop_aft
         for c in range(cfg.clips if step % cfg.clip_every == cfg.clip_every - 1 else 0):
             index = cfg.first_clip + (cfg.part * cfg.steps + step) * cfg.clips + c
             clip = stream.make_clip(index, cfg.frames, bb.image_size, seed=cfg.seed, copies=cfg.copies, balanced=True)
-            losses, h = clip_forward(bb, clip, Texts(bb.tokenizer, clip, ("describe", "open", "chain")))
+            kinds = ("describe", "open", "chain") + (("options",) if cfg.video_options else ())
+            losses, h = clip_forward(bb, clip, Texts(bb.tokenizer, clip, kinds))
             hits += h
             _backward_clip(losses, rec, cfg.clips)
         if hits:
