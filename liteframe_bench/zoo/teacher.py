@@ -699,7 +699,10 @@ class ChainConfig:
     binding stage trained. Each step: ``texts`` text-only questions, each option's words given in turn and its
     letter the only loss (:func:`chain_questions`), and (on every ``clip_every``-th step) ``clips`` clips with their
     description, open questions and chain answers (a loss on words and letter). ``part`` numbers the passes of a
-    recipe that runs the stage more than once, so each pass draws new questions and clips. ``video_options`` adds,
+    recipe that runs the stage more than once, so each pass draws new text questions; a pass's clips are the stream's
+    ``first_clip + (part * steps + step) * clips + c``, new for passes of equal length (the recipe's shorter last
+    pass, ``part=3`` with 400 steps, repeats half of the clips of pass ``part=1`` (200 of 400), with its option rows
+    added; kept so that ``zoo train`` draws the data the shipped ``mini`` was trained on). ``video_options`` adds,
     after each clip, every option's words in turn with its letter the only loss (kind ``options``): the text-only
     lookup, now with the video in context, where the letter must follow the words even when the video shows
     another option.
@@ -722,7 +725,7 @@ class ChainConfig:
     eval_every: int = 100
     eval_clips: int = 20
     clip_every: int = 1  # clips on every n-th step only (the others text only)
-    part: int = 0  # which pass of the recipe's stage this run is (each a fresh schedule and optimizer; new data)
+    part: int = 0  # which pass of the recipe's stage this run is (fresh schedule and optimizer; new text questions)
     video_options: bool = False  # with the clips, also every option's words then its letter (kind "options")
 
 
