@@ -42,6 +42,7 @@ def test_zoo_train_tiny_budget_end_to_end_then_resume(tmp_path, monkeypatch):
     assert cards["mini"]["bind_steps"] >= 2 and cards["mini"]["training"]["bind_last"]["mc_acc"] >= 0
     passes = 2 + Recipe().chain2_passes  # the answering stage's passes (the last with option rows), each its own folder
     assert len(cards["mini"]["chain_steps"]) == passes and (out / "runs" / f"chain{passes}").is_dir()
+    assert {"options", "options_acc", "chain"} <= set(cards["mini"]["training"]["chain_last"])  # its clip rows ran
 
     # the new zoo is usable as the default model's zoo
     monkeypatch.setenv("LFBENCH_ZOO", str(out))

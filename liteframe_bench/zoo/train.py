@@ -16,8 +16,8 @@ Stages, each resumable (checkpoints under ``<out>/runs/<stage>``; a finished sta
 4. Cards: each checkpoint is evaluated through the real path (mp4 files, PyAV, lmms-eval's ``simple_evaluate``
    on the synth suite's eval split) and its ``card.json`` written beside its weights.
 
-``budget_min`` scales every stage's steps by ``budget_min / NOMINAL_MIN`` (at least one step each): a quick run
-that exercises everything; the shipped checkpoints are the full recipe (``budget_min=None``).
+``budget_min`` scales every stage's steps by ``budget_min / NOMINAL_MIN`` (at least one step each, and enough for a
+stage's clip steps to run): a quick run that exercises everything; the shipped checkpoints are the full recipe (``budget_min=None``).
 """
 
 from __future__ import annotations
@@ -93,8 +93,11 @@ class Recipe:
                                                                         "checkpoint_every")})
         steps = max(2, bind.steps)  # a quick run still reaches the stage's clip steps
         bind = replace(bind, steps=steps, video_from=min(bind.video_from, steps - 1))
-        short = lambda c: replace(c, eval_every=0, **{k: n(getattr(c, k)) for k in ("steps", "warmup_steps",
-                                                                                   "checkpoint_every")})
+
+        def short(c: ChainConfig) -> ChainConfig:  # a quick run still reaches each pass's clip steps
+            c = replace(c, eval_every=0, **{k: n(getattr(c, k)) for k in ("steps", "warmup_steps", "checkpoint_every")})
+            return replace(c, steps=max(c.steps, c.clip_every))
+
         chain, chain2, options = short(self.chain), short(self.chain2), short(self.chain_options)
         return replace(self, teacher=teacher, teacher_stop=stop, bind=bind, chain=chain, chain2=chain2,
                        chain_options=options, ctd_steps=n(self.ctd_steps), lma_steps=n(self.lma_steps))
