@@ -117,9 +117,8 @@ class Texts:
         if "options" in kinds:  # every option's words given after the video, only its letter scored: the letter
             for family, q, opts, _ in clip.mc:  # follows the words even where the video shows another option
                 prompt = enc(suffix_text(mc_text(q, opts)))
-                for L in g.LETTERS:
-                    words = enc(stream.option_text(opts, L) + ".")
-                    self.rows.append(("options", family, prompt + words, enc(" " + L) + end))
+                for words, letter in option_continuations(tok, opts):
+                    self.rows.append(("options", family, prompt + words, letter))
         if "hint" in kinds:  # the binding alone: the answer's text is given, the model finds its option's letter
             for family, q, opts, ans in clip.mc:
                 q = f"{q} (The answer is: {stream.option_text(opts, ans)}.)"
@@ -362,12 +361,17 @@ def chain_questions(tok, n: int, key: tuple, frames: int) -> list:
 
 
 def chain_question(tok, question: str, options: list[str]) -> tuple[list[int], list]:
-    """One text-only question of :func:`chain_questions`: its prompt ids and, per option (``"C. grey"``), the
-    continuation (words ids, letter + ``<|im_end|>`` ids)."""
+    """One text-only question of :func:`chain_questions`: its prompt ids and :func:`option_continuations`."""
+    prompt = tok("<|im_start|>user\n" + suffix_text(mc_text(question, options)), add_special_tokens=False).input_ids
+    return prompt, option_continuations(tok, options)
+
+
+def option_continuations(tok, options: list[str]) -> list[tuple[list[int], list[int]]]:
+    """Per option (``"C. grey"``), in letter order, a :func:`chain_answer` split where its letter starts: (the
+    words ids, ``"grey."``; the letter + ``<|im_end|>`` ids, ``" C<|im_end|>"``)."""
     enc = lambda s: tok(s, add_special_tokens=False).input_ids
     end = enc("<|im_end|>")
-    conts = [(enc(stream.option_text(options, L) + "."), enc(" " + L) + end) for L in g.LETTERS]
-    return enc("<|im_start|>user\n" + suffix_text(mc_text(question, options))), conts
+    return [(enc(stream.option_text(options, L) + "."), enc(" " + L) + end) for L in g.LETTERS]
 
 
 def chain_questions_loss(bb, questions: list, chunk: int = 16) -> tuple[torch.Tensor, float]:
@@ -546,7 +550,7 @@ def _backward_clip(losses: dict, rec: dict, clips: int) -> None:
     the kinds' values are added to ``rec`` (as means over the step's clips)."""
     total = 0.0
     for kind, value in losses.items():
-        if kind == "options_acc":
+        if isinstance(value, float):  # a clip's accuracy (e.g. ``options_acc``): logged, not trained
             rec[kind] = rec.get(kind, 0.0) + value / clips
         elif value:
             value = torch.stack(value).mean()

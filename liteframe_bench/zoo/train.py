@@ -17,7 +17,8 @@ Stages, each resumable (checkpoints under ``<out>/runs/<stage>``; a finished sta
    on the synth suite's eval split) and its ``card.json`` written beside its weights.
 
 ``budget_min`` scales every stage's steps by ``budget_min / NOMINAL_MIN`` (at least one step each, and enough for a
-stage's clip steps to run): a quick run that exercises everything; the shipped checkpoints are the full recipe (``budget_min=None``).
+stage's clip steps to run): a quick run that exercises everything; the shipped checkpoints are the full recipe
+(``budget_min=None``).
 """
 
 from __future__ import annotations
