@@ -9,6 +9,7 @@ cannot do" (the breakdown table and the bullets under the table of runs).
    families, whose options are one colour or shape); then per family on questions of the training distribution.
 3. With the video, per question kind: the letter right when the right words are given after it, on the eval scenes
    (rendered without the codec) and on held-out training-stream clips (seed 1, as the training's own evaluation).
+4. How alike the LLM's input embeddings of the four non-circle shape words are, against five colours.
 """
 
 import argparse
@@ -75,6 +76,24 @@ def main() -> None:
             for kind, hit in letters_after_true_words(bb, clip):
                 kinds[kind].append(hit)
         print(f"   {name}: " + ", ".join(f"{k} {rate(v)}" for k, v in kinds.items()))
+
+    print("4. the LLM's (tied) input embeddings: mean pairwise cosine of word groups as the answers write them")
+    table = bb.model.model.language_model.get_input_embeddings().weight.detach()
+    groups = {"square diamond triangle cross": ["square", "diamond", "triangle", "cross"],
+              "the same with circle": ["square", "diamond", "triangle", "cross", "circle"],
+              "red blue green yellow orange": ["red", "blue", "green", "yellow", "orange"]}
+    for label, group in groups.items():
+        print(f"   {label:32s} {mean_cosine(bb.tokenizer, table, group):.3f}")
+
+
+def mean_cosine(tok, table: torch.Tensor, words: list[str]) -> float:
+    """Mean cosine similarity over the pairs of ``words`` (each one token) of their rows of ``table``."""
+    ids = [tok(w, add_special_tokens=False).input_ids for w in words]
+    if any(len(i) != 1 for i in ids):
+        raise ValueError(f"{words}: each must be one token, got {ids}")
+    v = torch.nn.functional.normalize(table[[i[0] for i in ids]], dim=-1)
+    n = len(words)
+    return float(((v @ v.T).sum() - n) / (n * n - n))
 
 
 if __name__ == "__main__":
