@@ -231,3 +231,68 @@ def test_stream_questions_open_ended_or_in_words_then_letter():
         item = {"family": words["family"], "scene": clip.scene.to_json(), "question": question, "options": options,
                 "answer": answer}
         assert open_answer_correct(item, words["answer"])
+
+
+def _mini_and_student(root):
+    """A random mini-sized InternVL3 (the zoo's architecture and tokenizer) and a random student scaled to it."""
+    from liteframe_bench.zoo import model as zm
+    from liteframe_bench.zoo.train import STUDENT
+
+    tok = zm.build_tokenizer(0)
+    torch.manual_seed(0)
+    bb = InternVL3(zm.build_model(tok, 0), tok, source="mini (test)", system_prompt=None)
+    bb.model.model.vision_tower = None
+    save_student(LiteFrameStudent(StudentConfig(**STUDENT)), root / "student")
+    return bb, load_student(root / "student")
+
+
+def test_clip_answers_score_every_text_after_the_students_tokens(tmp_path):
+    """``answers="clip"``: each of the clip's texts (description, open, words-then-letter) scored after the
+    student's tokens through the shared prefill equals that row run on its own, from the prompt's first token."""
+    import torch.nn.functional as F
+
+    from liteframe_bench.methods.liteframe.lma import CLIP_KINDS, _StreamItems, clip_loss, student_tokens, visual_groups
+    from liteframe_bench.zoo.teacher import Texts
+
+    bb, student = _mini_and_student(tmp_path)
+    bb.model.eval()
+    clip = _StreamItems(16, 224, 0, "clip")[3]["clip"]
+    with torch.no_grad():
+        loss, logged = clip_loss(bb, student, clip)
+        tokens = student_tokens(bb, student, clip.pixel_values[None])[0]
+        prefix = bb.build_prompt(None, visual_groups(bb, student, 16))[0].tolist()
+        per: dict[str, list[float]] = {}
+        for kind, _, p, a in Texts(bb.tokenizer, clip, CLIP_KINDS).rows:
+            ids = torch.tensor([prefix + p + a])
+            hidden = bb.model.model.language_model(inputs_embeds=bb.embed(ids, tokens)).last_hidden_state
+            logits = bb.model.lm_head(hidden[0, len(prefix) + len(p) - 1 : -1])
+            per.setdefault(kind, []).append(float(F.cross_entropy(logits, torch.tensor(a))))
+    assert set(per) == set(CLIP_KINDS) and len(per["chain"]) == len(per["open"]) == 5
+    for kind, values in per.items():
+        assert logged[kind] == pytest.approx(sum(values) / len(values), rel=1e-4)
+    assert float(loss) == pytest.approx(sum(logged[k] for k in CLIP_KINDS), rel=1e-5)
+    assert 0.0 <= logged["letter_acc"] <= 1.0
+
+
+def test_clip_answers_train_and_resume_exactly(tmp_path):
+    from liteframe_bench.methods.liteframe.lma import STREAM
+
+    def run(out, stops):
+        bb, _ = _mini_and_student(tmp_path / out)
+        c = LMAConfig(student=str(tmp_path / out / "student"), data=STREAM, answers="clip", out=str(tmp_path / out),
+                      frames=16, lr=1e-3, warmup_steps=1, steps=3, batch_size=1, checkpoint_every=0, lora_rank=4,
+                      lora_dropout=0.0, train_projector=True, device="cpu")
+        for stop in stops:
+            res = train_lma(c, progress=False, backbone=bb if stop == stops[0] else _mini_and_student(
+                tmp_path / out)[0], stop_after=stop)
+        return res
+
+    whole, parts = run("a", [None]), run("b", [2, None])
+    assert len(whole["losses"]) == 3 and all(np.isfinite(whole["losses"]))
+    assert parts["start_step"] == 2 and parts["losses"] == pytest.approx(whole["losses"], rel=1e-5)
+    for f in ("student/model.safetensors", "projector.safetensors", "adapter/adapter_model.safetensors"):
+        a, b = load_file(str(tmp_path / "a" / f)), load_file(str(tmp_path / "b" / f))
+        for k in a:
+            torch.testing.assert_close(a[k], b[k], rtol=1e-5, atol=1e-6, msg=f"{f}:{k}")
+    with pytest.raises(SpecError, match="data"):
+        LMAConfig(student="x", data="synth", answers="clip")

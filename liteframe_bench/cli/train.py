@@ -96,7 +96,9 @@ def train_ctd_cmd(
 def train_lma_cmd(
     student: Annotated[Path, typer.Argument(help="A CTD out folder (or a student folder).")],
     data: Annotated[
-        str, typer.Option(help="synth, synth:<size> (its train split) or a JSONL of video/prompt/answer.")
+        str,
+        typer.Option(help="synth, synth:<size> (its train split), a JSONL of video/prompt/answer, or synth-stream "
+                     "(scenes rendered on the fly; --set answers=letter|words|open|clip)."),
     ] = ("synth"),
     out: Annotated[
         Path, typer.Option(help="Output folder: student/, adapter/, checkpoints/ (rerun to resume).")

@@ -86,8 +86,10 @@ class LMAConfig:
     answers: str = field(
         default="letter",
         metadata={"help": "synth-stream questions: letter (multiple choice, answered by the letter), words (multiple "
-                  "choice answered in words, then the letter, as the zoo's mini answers), or open (asked as synth_open "
-                  "asks them, answered in words); words and open use the balanced stream (count answers 1-5)"},
+                  "choice answered in words, then the letter, as the zoo's mini answers), open (asked as synth_open "
+                  "asks them, answered in words), or clip (every text the zoo's teacher is trained on after a clip: "
+                  "its description, each question open-ended and in words then the letter; the clip prefilled once, "
+                  "batch_size clips per step); words, open and clip use the balanced stream (count answers 1-5)"},
     )
     out: str = field(default="runs/lma", metadata={"help": "output folder"})
     backbone: str = field(default="tiny", metadata={"help": "InternVL3 model: tiny, random:<preset>, folder"})
@@ -139,6 +141,8 @@ class LMAConfig:
         )
         self.data = str(self.data)
         tu.require(self.answers in ANSWERS, "answers", self.answers, " or ".join(ANSWERS))
+        tu.require(self.answers != "clip" or self.data == STREAM, "data", self.data,
+                   f"{STREAM} with answers=clip (the clip's texts come from the stream's scenes)")
         tu.require(isinstance(self.out, (str, os.PathLike)) and str(self.out) != "", "out", self.out, "a folder")
         self.out = str(self.out)
         tu.require(
@@ -231,15 +235,21 @@ STREAM = "synth-stream"
 
 
 #: ``answers`` values: multiple choice answered by the letter, or in words then the letter
-#: (:func:`liteframe_bench.zoo.teacher.chain_answer`), or the question asked open-ended (synth_open)
-ANSWERS = ("letter", "words", "open")
+#: (:func:`liteframe_bench.zoo.teacher.chain_answer`), or the question asked open-ended (synth_open), or every text
+#: of the clip as the zoo's teacher is trained on them (:data:`CLIP_KINDS`)
+ANSWERS = ("letter", "words", "open", "clip")
+#: The texts of ``answers="clip"`` (:class:`liteframe_bench.zoo.teacher.Texts` kinds): the description, each
+#: question open-ended, each multiple-choice question answered in words then the letter.
+CLIP_KINDS = ("describe", "open", "chain")
 
 
 class _StreamItems(torch.utils.data.Dataset):
     """Item ``i``: clip ``i`` of the synth training stream (seed ``seed``) with one question, the families in turn
     (``i % 5``): multiple choice in the suite's prompt, answered by its letter or (``answers="words"``) by its
     words and then its letter, or (``answers="open"``) asked as ``synth_open`` asks it, answered by the option's
-    text. ``words`` and ``open`` draw from the balanced stream (count answers 1-5, as in the eval split)."""
+    text; with ``answers="clip"`` the clip itself (``item["clip"]``), all of whose texts are trained
+    (:func:`clip_loss`). ``words``, ``open`` and ``clip`` draw from the balanced stream (count answers 1-5, as in
+    the eval split)."""
 
     def __init__(self, frames: int, image_size: int, seed: int, answers: str = "letter"):
         self.frames, self.image_size, self.seed, self.answers = frames, image_size, seed, answers
@@ -251,6 +261,8 @@ class _StreamItems(torch.utils.data.Dataset):
 
         is_open = self.answers == "open"
         clip = make_clip(i, self.frames, self.image_size, seed=self.seed, copies=1, balanced=self.answers != "letter")
+        if self.answers == "clip":
+            return {"video": f"{STREAM}:{self.seed}:{i}", "clip": clip, "pixel_values": clip.pixel_values}
         family, question, options, answer = clip.mc[i % len(clip.mc)]
         prompt = f"{question}\n{OPEN_PROMPT}" if is_open else mc_prompt(question, options)
         if self.answers != "letter":
@@ -353,6 +365,24 @@ def answer_loss(backbone, student, batch: LMABatch, reduction: str = "mean") -> 
     keep = target != IGNORE
     logits = backbone.model.lm_head(hidden[:, :-1][keep])
     return F.cross_entropy(logits.float(), target[keep], reduction=reduction)
+
+
+def clip_loss(backbone, student, clip, kinds=CLIP_KINDS) -> tuple[Tensor, dict[str, float]]:
+    """``answers="clip"``: the loss of every text of one stream clip (``kinds`` of
+    :class:`~liteframe_bench.zoo.teacher.Texts`) read after the student's tokens, the clip's frames prefilled once
+    and the KV cache shared by its texts (:func:`~liteframe_bench.zoo.teacher.clip_forward`, the teacher's own
+    training step with the student in place of the vision tower): the sum over kinds of each kind's mean row loss,
+    and each kind's value (plus ``letter_acc``: the letters argmax-right after the true words)."""
+    from liteframe_bench.zoo.teacher import Texts, clip_forward
+
+    tokens = student_tokens(backbone, student, clip.pixel_values[None].to(backbone.device))[0]
+    groups = visual_groups(backbone, student, clip.pixel_values.shape[0])
+    losses, hits = clip_forward(backbone, clip, Texts(backbone.tokenizer, clip, kinds), visual=(tokens, groups))
+    per = {k: torch.stack(v).mean() for k, v in losses.items() if isinstance(v, list) and v}
+    logged = {k: float(v.detach()) for k, v in per.items()}
+    if hits:
+        logged["letter_acc"] = sum(h for _, h in hits) / len(hits)
+    return sum(per.values()), logged
 
 
 # ----------------------------------------------------------------------------------------------------------
@@ -561,7 +591,15 @@ def train_lma(cfg: LMAConfig, progress: bool = True, *, backbone=None, stop_afte
         optimizer.zero_grad(set_to_none=True)
         total = 0.0
         for _ in range(cfg.grad_accum):
-            batch = make_batch(bb, student, next(batches))
+            examples = next(batches)
+            if cfg.answers == "clip":  # one backward per clip (its texts share the clip's prefill)
+                for ex in examples:
+                    with tu.autocast_for(cfg.precision, device):
+                        loss, _ = clip_loss(bb, student, ex["clip"])
+                    (loss / (cfg.grad_accum * len(examples))).backward()
+                    total += float(loss.detach()) / len(examples)
+                continue
+            batch = make_batch(bb, student, examples)
             with tu.autocast_for(cfg.precision, device):
                 loss = answer_loss(bb, student, batch)
             (loss / cfg.grad_accum).backward()
