@@ -4,7 +4,9 @@ The student's grid [T', H', W', C] goes through the backbone's own pixel shuffle
 LLM as in the pipeline with a ``vit``-side reducer: one prompt group per temporal slice, labelled
 ``Frame{t' * stride + 1}`` (Frame1, Frame5, ... for stride 4), each with ``(H'/2) * (W'/2)`` ``<IMG_CONTEXT>``
 slots. The loss is the cross-entropy of the answer tokens (the answer and the closing ``<|im_end|>``) given the
-prompt; every prompt position (system, question, visual slots, padding) is masked with -100.
+prompt; every prompt position (system, question, visual slots, padding) is masked with -100. With
+``answers="clip"`` (the zoo's synth stream) an item is a whole clip and its loss is :func:`clip_loss`: every text the
+zoo's teacher was trained on after the clip, the sum over kinds of each kind's mean (so the logged loss is that sum).
 
 Layout of ``out``::
 
