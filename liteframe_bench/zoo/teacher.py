@@ -545,18 +545,22 @@ class _Run:
         tu.write_checkpoint(self.out, step, weights, self.opt, state, keep=2)
 
 
+def kind_means(losses: dict) -> dict[str, torch.Tensor]:
+    """Each text kind's mean row loss from :func:`clip_forward`'s per-row losses (kinds without rows and the clip's
+    float accuracies left out); a clip's loss is their sum."""
+    return {kind: torch.stack(value).mean() for kind, value in losses.items() if isinstance(value, list) and value}
+
+
 def _backward_clip(losses: dict, rec: dict, clips: int) -> None:
-    """Backpropagate one clip's share of the step: the sum over kinds of each kind's mean row loss, / ``clips``;
-    the kinds' values are added to ``rec`` (as means over the step's clips)."""
-    total = 0.0
+    """Backpropagate one clip's share of the step: the sum of :func:`kind_means`, / ``clips``; the kinds' values
+    are added to ``rec`` (as means over the step's clips)."""
+    means = kind_means(losses)
     for kind, value in losses.items():
         if isinstance(value, float):  # a clip's accuracy (e.g. ``options_acc``): logged, not trained
             rec[kind] = rec.get(kind, 0.0) + value / clips
-        elif value:
-            value = torch.stack(value).mean()
-            total = total + value
-            rec[kind] = rec.get(kind, 0.0) + float(value.detach()) / clips
-    (total / clips).backward()
+        elif kind in means:
+            rec[kind] = rec.get(kind, 0.0) + float(means[kind].detach()) / clips
+    (sum(means.values(), 0.0) / clips).backward()
 
 
 def train_teacher(cfg: TeacherConfig, bb, progress: bool = True, log=print, stop_after: int | None = None) -> dict:

@@ -375,12 +375,12 @@ def clip_loss(backbone, student, clip, kinds=CLIP_KINDS) -> tuple[Tensor, dict[s
     and the KV cache shared by its texts (:func:`~liteframe_bench.zoo.teacher.clip_forward`, the teacher's own
     training step with the student in place of the vision tower): the sum over kinds of each kind's mean row loss,
     and each kind's value (plus ``letter_acc``: the letters argmax-right after the true words)."""
-    from liteframe_bench.zoo.teacher import Texts, clip_forward
+    from liteframe_bench.zoo.teacher import Texts, clip_forward, kind_means
 
     tokens = student_tokens(backbone, student, clip.pixel_values[None].to(backbone.device))[0]
     groups = visual_groups(backbone, student, clip.pixel_values.shape[0])
     losses, hits = clip_forward(backbone, clip, Texts(backbone.tokenizer, clip, kinds), visual=(tokens, groups))
-    per = {k: torch.stack(v).mean() for k, v in losses.items() if isinstance(v, list) and v}
+    per = kind_means(losses)
     logged = {k: float(v.detach()) for k, v in per.items()}
     if hits:
         logged["letter_acc"] = sum(h for _, h in hits) / len(hits)
